@@ -1,0 +1,294 @@
+"""The ``workbench`` command: parse, call one library function, present.
+
+Errors the library raises on purpose become one line on stderr and a non-zero exit.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from workbench._version import __version__
+from workbench.config import Settings
+from workbench.errors import WorkbenchError
+
+
+def _settings(**overrides: Any) -> Settings:
+    return Settings.from_env(**overrides)
+
+
+def _say(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    text = [[("" if v is None else str(v)) for v in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in text)) if text else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in text]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="workbench")
+def cli() -> None:
+    """mlops-workbench: track, register, run, serve and monitor models from JupyterLab.
+
+    Model instances are named {instance}_{version}_{data_date}, e.g. churn_v2_20240131.
+    """
+
+
+# -- platform ----------------------------------------------------------------------------------
+@cli.group()
+def platform() -> None:
+    """The embedded tracking platform (a local mlflow server process)."""
+
+
+def _embedded(port: int | None):
+    from workbench.platforms import EmbeddedPlatform
+
+    return EmbeddedPlatform(_settings(port=port))
+
+
+@platform.command("up")
+@click.option("--port", type=int, help="tracking server port (default 5000 or WORKBENCH_PORT)")
+def platform_up(port: int | None) -> None:
+    """Start the tracking server unless it runs; print its URI."""
+    status = _embedded(port).up(_say)
+    click.echo(status.tracking_uri)
+
+
+@platform.command("status")
+@click.option("--port", type=int)
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def platform_status(port: int | None, as_json: bool) -> None:
+    """Say whether the tracking server runs and answers (exit 1 if not)."""
+    status = _embedded(port).status()
+    if as_json:
+        click.echo(json.dumps(status.as_dict()))
+    elif status.running:
+        click.echo(f"running (pid {status.pid}) at {status.tracking_uri}"
+                   f"{'' if status.healthy else ', not answering yet'}; state in {status.home}")
+    else:
+        click.echo(f"not running{': ' + status.note if status.note else ''}; "
+                   "start it with `workbench platform up`")
+    sys.exit(0 if status.running else 1)
+
+
+@platform.command("down")
+@click.option("--port", type=int)
+def platform_down(port: int | None) -> None:
+    """Stop the tracking server and every process it started; keep the data."""
+    _embedded(port).down(_say)
+    click.echo("stopped")
+
+
+@platform.command("logs")
+@click.option("-n", "--lines", default=50, show_default=True)
+def platform_logs(lines: int) -> None:
+    """Print the end of the tracking server's log."""
+    click.echo(_embedded(None).logs(lines))
+
+
+# -- jobs ----------------------------------------------------------------------------------------
+@cli.command("run")
+@click.argument("notebook", type=click.Path(path_type=Path))
+@click.option("-p", "--parameter", "parameters", nargs=2, multiple=True, metavar="NAME VALUE",
+              help="set a parameter of the notebook's `parameters` cell (papermill syntax)")
+@click.option("-y", "--parameters-yaml", help="parameters as a YAML mapping")
+@click.option("-f", "--parameters-file", type=click.Path(exists=True, path_type=Path),
+              help="parameters from a YAML file")
+@click.option("--timeout", type=float, default=None, help="kill the job after S seconds")
+@click.option("--executor", default=None, help="where to run: local (default)")
+@click.option("--experiment", default=None, help="MLflow experiment (default: the instance)")
+@click.option("--kernel", "kernel_name", default=None, help="Jupyter kernel name")
+@click.option("--image", default=None, help="container image, for the docker executor")
+def run(notebook: Path, parameters: tuple[tuple[str, str], ...], parameters_yaml: str | None,
+        parameters_file: Path | None, timeout: float | None, executor: str | None,
+        experiment: str | None, kernel_name: str | None, image: str | None) -> None:
+    """Run NOTEBOOK as a job with papermill; print the run id and output notebook."""
+    from workbench.jobs import JobSpec, run_job
+
+    settings = _settings()
+    values: dict[str, Any] = {}
+    for source in (parameters_file.read_text() if parameters_file else None, parameters_yaml):
+        if source:
+            values.update(_yaml_mapping(source))
+    values.update(dict(parameters))
+    spec = JobSpec(notebook=notebook, parameters=values, executor=executor or settings.executor,
+                   experiment=experiment, timeout=timeout or 0.0, kernel_name=kernel_name,
+                   image=image)
+    result = run_job(spec, settings, progress=_say, show_progress=True)
+    _say(f"job finished in {result.duration_s:.1f} s: {result.url}")
+    click.echo(json.dumps({"run_id": result.run_id, "status": result.status,
+                           "output_notebook": str(result.output_notebook)}))
+
+
+def _yaml_mapping(text: str) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise WorkbenchError(f"parameters are not valid YAML ({exc.__class__.__name__})") from exc
+    if not isinstance(data, dict):
+        raise WorkbenchError("parameters YAML must be a mapping of name: value")
+    return data
+
+
+# -- models --------------------------------------------------------------------------------------
+@cli.group()
+def models() -> None:
+    """The model registry: list, show, compare and promote model instances."""
+
+
+def _registry():
+    from workbench.registry import Registry
+
+    return Registry(_settings())
+
+
+@models.command("list")
+@click.argument("instance", required=False)
+@click.option("--json", "as_json", is_flag=True)
+def models_list(instance: str | None, as_json: bool) -> None:
+    """List model instances (of one registered model, or all)."""
+    registry = _registry()
+    instances = registry.list_instances(instance)
+    if as_json:
+        click.echo(json.dumps([i.as_dict() for i in instances], indent=2))
+        return
+    metric = registry.settings.primary_metric
+    click.echo(_table(
+        ["name", "model", "mlflow", "version", "data_date", metric, "aliases"],
+        [[i.full_name or "-", i.registered_model, i.number, i.model_version, i.data_date,
+          _metric(i.metrics.get(metric)), ",".join(i.promotion_aliases)] for i in instances],
+    ))
+
+
+def _metric(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+@models.command("show")
+@click.argument("ref")
+def models_show(ref: str) -> None:
+    """Show one instance (full name, instance@alias or models:/ URI) with its lineage."""
+    registry = _registry()
+    instance = registry.resolve(ref)
+    data = instance.as_dict()
+    data["ui"] = registry.ui_url(instance)
+    click.echo(json.dumps(data, indent=2))
+
+
+@models.command("compare")
+@click.argument("refs", nargs=-1, required=True)
+@click.option("--metric", help="metric to sort by (default: the primary metric)")
+def models_compare(refs: tuple[str, ...], metric: str | None) -> None:
+    """Compare instances, best first: one registered model name, or several references."""
+    registry = _registry()
+    target: str | list[str] = refs[0] if len(refs) == 1 and "_" not in refs[0] and ":" not in refs[0] \
+        and "@" not in refs[0] else list(refs)
+    ranked = registry.compare(target, metric)
+    metric = metric or registry.settings.primary_metric
+    names = sorted({m for i in ranked for m in i.metrics if not m.startswith("training_")})[:6]
+    if metric not in names:
+        names = [metric, *names][:6]
+    click.echo(_table(
+        ["rank", "name", *names, "aliases"],
+        [[n + 1, i.label, *(_metric(i.metrics.get(m)) for m in names), ",".join(i.promotion_aliases)]
+         for n, i in enumerate(ranked)],
+    ))
+
+
+@models.command("promote")
+@click.argument("ref")
+@click.option("--alias", type=click.Choice(["champion", "challenger"]), default="champion",
+              show_default=True)
+@click.option("--reason", default="", help="why (kept in the audit trail)")
+def models_promote(ref: str, alias: str, reason: str) -> None:
+    """Point champion (or challenger) at an instance."""
+    promotion = _registry().promote(ref, alias, reason=reason)
+    previous = f" (was {promotion.previous.label})" if promotion.previous else ""
+    click.echo(f"{alias} -> {promotion.current.label}{previous}")
+
+
+# -- predictions ---------------------------------------------------------------------------------
+@cli.command("predict")
+@click.argument("ref")
+@click.option("--input", "input_path", required=True, type=click.Path(path_type=Path))
+@click.option("--output", "output_path", required=True, type=click.Path(path_type=Path))
+def predict(ref: str, input_path: Path, output_path: Path) -> None:
+    """Batch-score INPUT (CSV/Parquet) with a model instance into OUTPUT."""
+    from workbench.predict import predict_file
+
+    result = predict_file(ref, input_path, output_path, _settings())
+    click.echo(f"{result.rows} rows scored by {result.model.label} -> {result.output}")
+
+
+# -- lab -----------------------------------------------------------------------------------------
+@cli.command("lab")
+@click.option("--port", type=int, help="JupyterLab port (default 8888 or WORKBENCH_LAB_PORT)")
+@click.option("--no-platform", is_flag=True, help="do not start the embedded platform")
+def lab(port: int | None, no_platform: bool) -> None:
+    """Start JupyterLab (127.0.0.1, token auth) with the magics in every kernel."""
+    import os
+
+    from workbench.lab import lab_command, lab_environment
+
+    settings = _settings()
+    if not no_platform and settings.tracking_uri == settings.embedded_tracking_uri:
+        from workbench.platforms import EmbeddedPlatform
+
+        EmbeddedPlatform(settings).up(_say)
+    command = lab_command(settings, port)
+    _say(f"starting JupyterLab on {settings.host}:{port or settings.lab_port} (tracking: {settings.tracking_uri})")
+    os.execve(command[0], command, lab_environment(settings))
+
+
+# -- demo ----------------------------------------------------------------------------------------
+@cli.group(invoke_without_command=True)
+@click.pass_context
+def demo(ctx: click.Context) -> None:
+    """Run the whole MLOps cycle on the embedded platform (or `demo data` for the data only)."""
+    if ctx.invoked_subcommand is None:
+        from workbench.demo.cycle import run_demo
+
+        summary = run_demo(_settings(), progress=_say)
+        click.echo(summary.render())
+
+
+@demo.command("data")
+@click.option("--out", type=click.Path(path_type=Path), help="folder (default: data/ in the project)")
+def demo_data(out: Path | None) -> None:
+    """Write the example churn tables, one per month."""
+    from workbench.demo.data import write_demo_data
+
+    paths = write_demo_data(out or _settings().data_dir, progress=_say)
+    click.echo(f"{len(paths)} tables in {paths[0].parent}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: one line and a non-zero exit for every WorkbenchError."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="workbench",
+                 standalone_mode=False)
+    except WorkbenchError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Demo material: synthetic churn data to try the workbench on, generated locally."""

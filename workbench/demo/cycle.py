@@ -1,0 +1,149 @@
+"""``workbench demo``: the whole MLOps cycle in one command, on the embedded platform.
+
+1. example data, one table per month;  2. the platform;  3. train churn v1 (logistic
+regression) on January as a job and make it champion;  4. train v2 (gradient boosting) on
+January;  5. compare and promote the better one, the other becomes challenger;  6. retrain
+the champion's configuration on February (a new instance of the same version) and promote
+it;  7. batch-score March with the champion;  8. a summary.
+
+Every step goes through the same library calls as the CLI, and the demo can run again:
+instances that exist are reused (full names are immutable), aliases are re-pointed.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workbench import resources
+from workbench.config import Settings
+from workbench.demo.data import demo_data_path, write_demo_data
+from workbench.jobs import JobSpec, run_job
+from workbench.naming import ModelName
+from workbench.registry import Instance, Registry
+
+Progress = Callable[[str], None]
+INSTANCE = "churn"
+TRAIN_MONTH, RETRAIN_MONTH, SCORE_MONTH = "20240131", "20240229", "20240331"
+CONFIGURATIONS = {
+    "v1": {"algorithm": "logistic_regression", "features": "all", "hyperparameters": {"C": 1.0}},
+    "v2": {"algorithm": "gradient_boosting", "features": "all",
+           "hyperparameters": {"max_iter": 200, "learning_rate": 0.05}},
+}
+
+
+@dataclass
+class DemoSummary:
+    """What the demo did, for the closing printout."""
+
+    tracking_uri: str
+    instances: list[Instance] = field(default_factory=list)
+    promotions: list[str] = field(default_factory=list)
+    predictions: Path | None = None
+    predicted_rows: int = 0
+    seconds: float = 0.0
+    metric: str = "roc_auc"
+
+    def render(self) -> str:
+        lines = [
+            "",
+            f"MLOps cycle done in {self.seconds:.0f} s. Model instances ({{instance}}_{{version}}_{{data_date}}):",
+        ]
+        for instance in self.instances:
+            value = instance.metrics.get(self.metric)
+            aliases = ", ".join(instance.promotion_aliases) or "-"
+            shown = f"{value:.4f}" if value is not None else "-"
+            lines.append(f"  {instance.full_name:<22} {self.metric} {shown}   aliases: {aliases}")
+        lines.append("Promotions:")
+        lines += [f"  {p}" for p in self.promotions]
+        if self.predictions:
+            lines.append(f"Batch predictions: {self.predicted_rows} rows -> {self.predictions}")
+        lines += [
+            f"MLflow UI: {self.tracking_uri}   (models: {self.tracking_uri}/#/models/{INSTANCE})",
+            "The platform keeps running: `workbench platform down` stops it, `workbench lab` opens the notebooks.",
+        ]
+        return "\n".join(lines)
+
+
+def run_demo(settings: Settings, progress: Progress = lambda _: None) -> DemoSummary:
+    """Run the cycle; returns what it did.
+
+    Raises:
+        WorkbenchError: any step that fails, with its own one-line message.
+    """
+    started = time.monotonic()
+    summary = DemoSummary(settings.tracking_uri, metric=settings.primary_metric)
+
+    progress("[1/7] example data")
+    write_demo_data(settings.data_dir, progress=progress)
+
+    progress("[2/7] platform")
+    if settings.tracking_uri == settings.embedded_tracking_uri:
+        from workbench.platforms import EmbeddedPlatform
+
+        EmbeddedPlatform(settings).up(progress)
+    registry = Registry(settings)
+    train = resources.notebook("train.ipynb", settings.project_root)
+
+    def train_instance(version: str, data_date: str, configuration: dict[str, Any]) -> Instance:
+        name = ModelName(INSTANCE, version, data_date)
+        try:
+            existing = registry.resolve(str(name))
+            progress(f"  {name} is registered already (full names are immutable): reusing it")
+            return existing
+        except Exception:  # noqa: BLE001 - not registered yet: train it
+            pass
+        parameters = {
+            "instance": INSTANCE, "version": version, "data_date": data_date,
+            "data_path": str(demo_data_path(settings.data_dir, data_date)), **configuration,
+        }
+        progress(f"  training {name} ({configuration['algorithm']}) as a job")
+        run_job(JobSpec(train, parameters), settings, progress=progress)
+        return registry.resolve(str(name))
+
+    def promote(instance: Instance, alias: str, reason: str) -> None:
+        result = registry.promote(instance, alias, reason=reason, by="workbench demo")
+        summary.promotions.append(f"{alias:<10} -> {instance.full_name}  ({reason})")
+        progress(f"  {alias} -> {result.current.full_name}")
+
+    progress(f"[3/7] train {INSTANCE} v1 on {TRAIN_MONTH}")
+    v1 = train_instance("v1", TRAIN_MONTH, CONFIGURATIONS["v1"])
+    promote(v1, "champion", "first model")
+
+    progress(f"[4/7] train {INSTANCE} v2 (another algorithm) on {TRAIN_MONTH}")
+    v2 = train_instance("v2", TRAIN_MONTH, CONFIGURATIONS["v2"])
+
+    progress(f"[5/7] compare on {settings.primary_metric} and promote the better one")
+    ranked = registry.compare([str(v1.full_name), str(v2.full_name)])
+    best, other = ranked[0], ranked[1]
+    promote(best, "champion", f"best {settings.primary_metric} on {TRAIN_MONTH}")
+    promote(other, "challenger", "runner-up")
+
+    progress(f"[6/7] retrain the champion's configuration ({best.model_version}) on {RETRAIN_MONTH}")
+    retrained = train_instance(str(best.model_version), RETRAIN_MONTH, CONFIGURATIONS[str(best.model_version)])
+    promote(retrained, "champion", f"{best.model_version} retrained on newer data")
+
+    progress(f"[7/7] batch-score {SCORE_MONTH} with {INSTANCE}@champion as a job")
+    output = settings.home / "predictions" / f"churn_{SCORE_MONTH}_scored.csv"
+    batch = resources.notebook("batch_predict.ipynb", settings.project_root)
+    run_job(JobSpec(batch, {
+        "model_ref": f"{INSTANCE}@champion",
+        "input_path": str(demo_data_path(settings.data_dir, SCORE_MONTH)),
+        "output_path": str(output),
+    }, experiment=f"{INSTANCE}-batch"), settings, progress=progress)
+    summary.predictions = output
+    summary.predicted_rows = _rows(output)
+
+    summary.instances = [
+        i for i in registry.list_instances(INSTANCE) if i.full_name
+    ]
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def _rows(path: Path) -> int:
+    from workbench.lineage import count_rows
+
+    return count_rows(path) if path.exists() else 0

@@ -1,0 +1,10 @@
+"""Jobs: parameterized notebooks run by papermill, tracked as MLflow runs."""
+from workbench.jobs.executors import Executor, ExecutorRegistry, LocalExecutor, executors
+from workbench.jobs.params import check_parameters, declared_parameters
+from workbench.jobs.runner import run_job
+from workbench.jobs.spec import JobResult, JobSpec, PreparedJob
+
+__all__ = [
+    "Executor", "ExecutorRegistry", "LocalExecutor", "executors", "check_parameters",
+    "declared_parameters", "run_job", "JobResult", "JobSpec", "PreparedJob",
+]

@@ -1,0 +1,150 @@
+"""Run a notebook as a job: check, track, execute, keep the output, settle the run.
+
+The order matters: parameters and the executor are checked before a run exists, so bad
+input costs nothing; once the run exists, every way out (success, failing cell, timeout,
+Ctrl-C, crash) leaves the output notebook logged and the run in a terminal status.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench import lineage
+from workbench.config import Settings
+from workbench.errors import JobFailed, JobKilled, TrackingError, WorkbenchError
+from workbench.jobs.executors import JobTimeout, executors
+from workbench.jobs.params import check_parameters, declared_parameters, parse_literal
+from workbench.jobs.spec import JobResult, JobSpec, PreparedJob
+from workbench.tracking import make_client, run_ui_url, start_run
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+Progress = Callable[[str], None]
+JOB_TAG = "workbench.job"
+
+
+def run_job(
+    spec: JobSpec,
+    settings: Settings,
+    *,
+    client: MlflowClient | None = None,
+    progress: Progress = lambda _: None,
+    show_progress: bool = False,
+) -> JobResult:
+    """Execute ``spec`` and return its result.
+
+    Raises:
+        ParameterError: parameters do not match the notebook (nothing was started).
+        ConfigError: unknown executor (nothing was started).
+        TrackingError: the tracking server cannot be reached (nothing was started).
+        JobFailed: a cell raised; the run is FAILED, models it registered are removed,
+            the output notebook shows the error.
+        JobKilled: timeout or interrupt; the run is KILLED.
+    """
+    notebook = spec.notebook.resolve()
+    parameters = check_parameters(notebook, spec.parameters)
+    executor = executors.get(spec.executor)
+    experiment = spec.experiment or _default_experiment(notebook, parameters, settings)
+    client = client if client is not None else make_client(settings)
+
+    tags = {JOB_TAG: "true", **lineage.notebook_tags(notebook), **lineage.runtime_tags(executor.name)}
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    try:
+        run_id = start_run(client, experiment, f"{notebook.stem}-{stamp}", tags, parameters)
+    except Exception as exc:  # noqa: BLE001 - MLflow raises many types for one cause
+        raise TrackingError(
+            f"cannot create the job's run at {settings.tracking_uri} ({exc.__class__.__name__}); "
+            "start the platform with `workbench platform up` or set MLFLOW_TRACKING_URI"
+        ) from exc
+    experiment_id = client.get_run(run_id).info.experiment_id
+    output = settings.jobs_dir / notebook.stem / f"{stamp}_{run_id[:8]}.ipynb"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    job = PreparedJob(
+        notebook=notebook,
+        output_notebook=output,
+        parameters=parameters,
+        env={
+            **settings.as_env(),
+            "MLFLOW_RUN_ID": run_id,
+            "MLFLOW_EXPERIMENT_ID": experiment_id,
+            "WORKBENCH_EXECUTOR": executor.name,
+            "WORKBENCH_NOTEBOOK": str(notebook),
+        },
+        cwd=settings.project_root,
+        timeout=spec.timeout or settings.job_timeout,
+        kernel_name=spec.kernel_name,
+        image=spec.image,
+    )
+    url = run_ui_url(settings, experiment_id, run_id)
+    progress(f"job {notebook.name} -> run {run_id} ({executor.name}); output: {output}")
+
+    started = time.monotonic()
+    status, failure = "FINISHED", None
+    try:
+        extra_tags = executor.execute(job, progress, show_progress)
+        for key, value in extra_tags.items():
+            client.set_tag(run_id, key, value)
+    except JobTimeout as exc:
+        status, failure = "KILLED", str(exc)
+    except KeyboardInterrupt:
+        status, failure = "KILLED", "interrupted"
+    except Exception as exc:  # noqa: BLE001 - any failure must still settle the run
+        status, failure = "FAILED", _describe(exc)
+    duration = time.monotonic() - started
+
+    _settle(client, run_id, output, status)
+    if status == "FINISHED":
+        return JobResult(run_id, experiment_id, status, output, duration, url)
+
+    removed = _remove_registered(client, run_id)
+    removed_note = f"; removed the model version(s) it registered: {', '.join(removed)}" if removed else ""
+    message = (
+        f"job {notebook.name} {'was killed' if status == 'KILLED' else 'failed'}: {failure}; "
+        f"run {run_id} is {status}; executed notebook: {output}{removed_note}"
+    )
+    raise (JobKilled if status == "KILLED" else JobFailed)(message, output, run_id)
+
+
+def _default_experiment(notebook: Path, parameters: dict[str, Any], settings: Settings) -> str:
+    # One experiment per model instance: the notebook's `instance` parameter names it.
+    if isinstance(parameters.get("instance"), str):
+        return parameters["instance"]
+    default = declared_parameters(notebook).get("instance", {}).get("default")
+    value = parse_literal(default) if isinstance(default, str) else None
+    return value if isinstance(value, str) and value else settings.experiment
+
+
+def _settle(client: MlflowClient, run_id: str, output: Path, status: str) -> None:
+    """Log the output notebook and end the run; never let this hide the job's own outcome."""
+    try:
+        client.set_tag(run_id, lineage.OUTPUT_NOTEBOOK, str(output))
+        if output.exists():
+            client.log_artifact(run_id, str(output), artifact_path="job")
+    finally:
+        # The kernel's own atexit may have ended the run FINISHED; the job's verdict wins.
+        client.set_terminated(run_id, status)
+
+
+def _remove_registered(client: MlflowClient, run_id: str) -> list[str]:
+    """Delete model versions a failed job registered: a failed run leaves no instance."""
+    removed = []
+    for version in client.search_model_versions(f"run_id = '{run_id}'"):
+        client.delete_model_version(version.name, version.version)
+        removed.append((version.tags or {}).get("model_name") or f"{version.name}/{version.version}")
+    return removed
+
+
+def _describe(exc: BaseException) -> str:
+    ename, evalue = getattr(exc, "ename", None), getattr(exc, "evalue", None)
+    if ename:
+        cell = getattr(exc, "exec_count", None)
+        where = f"cell [{cell}] raised " if cell else ""
+        return f"{where}{ename}: {str(evalue).strip().splitlines()[0] if evalue else ''}".strip()
+    if isinstance(exc, WorkbenchError):
+        return str(exc)
+    text = str(exc).strip().splitlines()
+    return f"{exc.__class__.__name__}: {text[0] if text else ''}"

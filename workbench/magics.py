@@ -1,0 +1,217 @@
+"""``%mlops_track`` and ``%mlops_package``: thin faces over the tracking and registry API.
+
+Each magic parses its line, calls one library function and prints the result. Every
+WorkbenchError becomes a one-line ``UsageError``: a data scientist sees what is wrong and
+how to fix it, never a traceback from MLflow.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from workbench import tracking
+from workbench.config import Settings
+from workbench.errors import WorkbenchError
+from workbench.naming import ModelName, build_name, check_instance, check_version, format_data_date
+
+
+def _one_line_errors(method: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except WorkbenchError as exc:
+            raise UsageError(str(exc)) from None
+
+    wrapper.__name__, wrapper.__doc__ = method.__name__, method.__doc__
+    wrapper.__wrapped__ = method  # type: ignore[attr-defined]
+    return wrapper
+
+
+@magics_class
+class WorkbenchMagics(Magics):
+    """The workbench magics; ``settings`` and ``registry`` are built on first use."""
+
+    def __init__(self, shell: Any, settings: Settings | None = None) -> None:
+        super().__init__(shell)
+        self._settings = settings
+        self._registry: Any = None
+        self._tracked: dict[str, str] = {}  # instance/version/data_date of the tracked run
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = Settings.from_env()
+        return self._settings
+
+    @property
+    def registry(self) -> Any:
+        if self._registry is None:
+            from workbench.registry import Registry
+
+            self._registry = Registry(self.settings)
+        return self._registry
+
+    # -- %mlops_track ------------------------------------------------------------------------
+    @magic_arguments()
+    @argument("--experiment", "-e", help="MLflow experiment (default: the instance)")
+    @argument("--instance", "-i", help="model instance, a lowercase slug (e.g. churn)")
+    @argument("--version", "-v", help="model version v<N>: algorithm + features + hyperparameters")
+    @argument("--data-date", "-d", help="training data cut-off, YYYYMMDD")
+    @argument("--data", help="training data file: its path, sha256 and rows are recorded")
+    @argument("--notebook", help="this notebook's path (found automatically in JupyterLab and jobs)")
+    @argument("--no-autolog", action="store_true", help="do not turn on MLflow autologging")
+    @argument("--end", action="store_true", help="end the run (FINISHED)")
+    @argument("--status", help="end the run with this status: FINISHED, FAILED or KILLED")
+    @line_cell_magic
+    @_one_line_errors
+    def mlops_track(self, line: str, cell: str | None = None) -> Any:
+        """Start or resume this notebook's MLflow run, with lineage and autologging.
+
+        %mlops_track --instance churn --version v2 --data-date 20240131 --data data/jan.csv
+        %mlops_track            (show the tracked run)
+        %mlops_track --end      (or --status FAILED)
+        %%mlops_track ...       (a run scoped to the cell; FAILED if the cell raises)
+        """
+        args = parse_argstring(self.mlops_track, line)
+        if args.end or args.status:
+            return self._end(args.status or "FINISHED")
+        if cell is None and not any(
+            (args.experiment, args.instance, args.version, args.data_date, args.data)
+        ) and tracking.active_run() is not None:
+            return self._show()
+        tracked = self._start(args, scoped=cell is not None)
+        if cell is None:
+            return None
+        return self._run_scoped_cell(cell)
+
+    def _start(self, args: Any, scoped: bool) -> tracking.TrackedRun:
+        tags, run_name = _naming_tags(args.instance, args.version, args.data_date)
+        notebook = Path(args.notebook) if args.notebook else _notebook_path(self.shell)
+        tracked = tracking.track(
+            self.settings,
+            experiment=args.experiment or args.instance,
+            run_name=run_name,
+            tags=tags,
+            notebook=notebook,
+            data=Path(args.data) if args.data else None,
+            autolog=not args.no_autolog,
+            scoped=scoped,
+        )
+        self._tracked = {k: v for k, v in zip(("instance", "version", "data_date"),
+                                              (args.instance, args.version, args.data_date)) if v}
+        verb = "resumed" if tracked.resumed else "started"
+        print(f"mlops_track: {verb} run {tracked.run_name or tracked.run_id} "
+              f"in experiment '{tracked.experiment}': {tracked.url}")
+        return tracked
+
+    def _run_scoped_cell(self, cell: str) -> None:
+        code = self.shell.transform_cell(cell)
+        try:
+            exec(compile(code, "<mlops_track cell>", "exec"), self.shell.user_ns)  # noqa: S102
+        except BaseException:
+            run_id = tracking.end_tracking("FAILED")
+            print(f"mlops_track: run {run_id} FAILED")
+            raise
+        run_id = tracking.end_tracking("FINISHED")
+        print(f"mlops_track: run {run_id} FINISHED")
+
+    def _end(self, status: str) -> None:
+        run_id = tracking.end_tracking(status)
+        if run_id is None:
+            raise UsageError("no active run to end; start one with %mlops_track --instance ...")
+        print(f"mlops_track: run {run_id} ended {status.upper()}")
+
+    def _show(self) -> None:
+        run = tracking.active_run()
+        print(f"mlops_track: active run {run.info.run_id} "
+              f"({run.info.run_name}) in experiment {run.info.experiment_id}")
+
+    # -- %mlops_package ----------------------------------------------------------------------
+    @magic_arguments()
+    @argument("variable", help="the variable holding the trained model")
+    @argument("--name", "-n", help="full name, or instance_version with --data-date "
+                                   "(default: what %%mlops_track was given)")
+    @argument("--data-date", "-d", help="training data cut-off, YYYYMMDD")
+    @argument("--input", help="variable holding an input frame, to infer the signature")
+    @argument("--description", help="text for the model version")
+    @line_magic
+    @_one_line_errors
+    def mlops_package(self, line: str) -> Any:
+        """Register the model held in a variable as a model instance, with its lineage.
+
+        %mlops_package model --name churn_v2 --data-date 20240131 --input X_train
+        """
+        args = parse_argstring(self.mlops_package, line)
+        model = self._variable(args.variable, "model")
+        frame = self._variable(args.input, "input frame") if args.input else None
+        name = self._package_name(args.name, args.data_date)
+        run = tracking.active_run()
+        if run is None:
+            raise UsageError(
+                "no active run: call %mlops_track --instance ... first, so the model links to "
+                "the run that trained it"
+            )
+        instance = self.registry.register(
+            model, name, run_id=run.info.run_id, input_example=frame, description=args.description
+        )
+        print(f"mlops_package: registered {instance.full_name} "
+              f"(MLflow model '{instance.registered_model}' version {instance.number}): "
+              f"{self.registry.ui_url(instance)}")
+        return instance
+
+    def _variable(self, name: str, what: str) -> Any:
+        if name not in self.shell.user_ns:
+            raise UsageError(f"no variable {name!r} holds the {what}; check the name")
+        return self.shell.user_ns[name]
+
+    def _package_name(self, name: str | None, data_date: str | None) -> ModelName:
+        tracked = self._tracked
+        if name is None:
+            if not {"instance", "version"} <= set(tracked):
+                raise UsageError(
+                    "no --name given and %mlops_track named no instance and version; "
+                    "pass --name churn_v2 --data-date 20240131"
+                )
+            name = f"{tracked['instance']}_{tracked['version']}"
+        data_date = data_date or (tracked.get("data_date") if name.count("_") == 1 else None)
+        return build_name(name, data_date=data_date)
+
+
+def _naming_tags(
+    instance: str | None, version: str | None, data_date: str | None
+) -> tuple[dict[str, str], str | None]:
+    tags: dict[str, str] = {}
+    if instance:
+        tags[tracking.INSTANCE_TAG] = check_instance(instance)
+    if version:
+        tags[tracking.MODEL_VERSION_TAG] = check_version(version)
+    if data_date:
+        tags[tracking.DATA_DATE_TAG] = format_data_date(data_date)
+    if instance and version and data_date:
+        return tags, str(ModelName(instance, version, tags[tracking.DATA_DATE_TAG]))
+    return tags, None
+
+
+def _notebook_path(shell: Any) -> Path | None:
+    """The running notebook: a job says it in WORKBENCH_NOTEBOOK; JupyterLab's kernel
+    session carries it as ``__session__`` (ipykernel) or JPY_SESSION_NAME."""
+    for candidate in (
+        os.environ.get("WORKBENCH_NOTEBOOK"),
+        shell.user_ns.get("__session__") if shell is not None else None,
+        os.environ.get("JPY_SESSION_NAME"),
+    ):
+        if candidate and str(candidate).endswith(".ipynb") and Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
+def register(ipython: Any, settings: Settings | None = None) -> WorkbenchMagics:
+    magics = WorkbenchMagics(ipython, settings)
+    ipython.register_magics(magics)
+    return magics

@@ -1,0 +1,6 @@
+"""Where the tracking server runs: the embedded platform (a local ``mlflow server`` process)
+today, docker compose later. Both hand out a tracking URI and nothing else: clients never
+need the stores' credentials because artifacts are proxied through the server."""
+from workbench.platforms.embedded import EmbeddedPlatform, PlatformStatus
+
+__all__ = ["EmbeddedPlatform", "PlatformStatus"]

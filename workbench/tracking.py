@@ -1,0 +1,196 @@
+"""Runs and their lineage tags, over an MlflowClient built from the settings.
+
+Two ways in: the job runner drives runs through the client (it owns the run's life), the
+notebook side (``%mlops_track``) uses MLflow's fluent API because autologging attaches to
+the fluent active run. A job hands its run to the notebook through ``MLFLOW_RUN_ID``, so
+the notebook resumes the job's run instead of starting another.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench import lineage
+from workbench.config import Settings
+from workbench.errors import TrackingError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities import Run
+
+INSTANCE_TAG = "workbench.instance"
+MODEL_VERSION_TAG = "workbench.model_version"
+DATA_DATE_TAG = "workbench.data_date"
+TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
+
+
+def make_client(settings: Settings) -> MlflowClient:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+
+
+def ensure_experiment(client: MlflowClient, name: str) -> str:
+    """The id of experiment ``name``, created when missing (restored when deleted)."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        return client.create_experiment(name)
+    if experiment.lifecycle_stage == "deleted":
+        client.restore_experiment(experiment.experiment_id)
+    return experiment.experiment_id
+
+
+def start_run(
+    client: MlflowClient,
+    experiment: str,
+    run_name: str | None,
+    tags: Mapping[str, str],
+    params: Mapping[str, Any] | None = None,
+) -> str:
+    """Create a RUNNING run with tags and params; returns its id."""
+    run = client.create_run(ensure_experiment(client, experiment), run_name=run_name, tags=dict(tags))
+    if params:
+        from mlflow.entities import Param
+
+        client.log_batch(
+            run.info.run_id, params=[Param(str(k), _param_text(v)) for k, v in params.items()]
+        )
+    return run.info.run_id
+
+
+def _param_text(value: Any) -> str:
+    # MLflow caps a param value at 6000 characters; a long list is still worth recording.
+    text = str(value)
+    return text if len(text) <= 6000 else text[:5997] + "..."
+
+
+def run_ui_url(settings: Settings, experiment_id: str, run_id: str) -> str:
+    return f"{settings.tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+# -- the notebook side (fluent API) ----------------------------------------------------------
+@dataclass(frozen=True)
+class TrackedRun:
+    """What ``%mlops_track`` reports about the run it started or resumed."""
+
+    run_id: str
+    experiment_id: str
+    experiment: str
+    run_name: str
+    resumed: bool
+    url: str
+
+
+def track(
+    settings: Settings,
+    *,
+    experiment: str | None = None,
+    run_name: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    notebook: Path | None = None,
+    data: Path | None = None,
+    autolog: bool = True,
+    scoped: bool = False,
+) -> TrackedRun:
+    """Start the notebook's run or resume it (the active run, or a job's ``MLFLOW_RUN_ID``).
+
+    An active run whose instance, version or data date differ from ``tags`` is ended and a
+    new run started: one run per model instance. With ``scoped`` a new run is always
+    started, nested under the active run or the job's run (``%%mlops_track``).
+
+    Raises:
+        TrackingError: the tracking server cannot be reached, or the data file is missing.
+    """
+    import mlflow
+
+    if data is not None and not data.is_file():
+        raise TrackingError(f"data file {data} does not exist; pass the training table's path")
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    all_tags = dict(tags or {})
+    all_tags.update(lineage.runtime_tags(os.environ.get("WORKBENCH_EXECUTOR", "notebook")))
+    if notebook is not None:
+        all_tags.update(lineage.notebook_tags(notebook))
+    if data is not None:
+        all_tags.update(lineage.data_tags(data))
+    if run_name:
+        all_tags["mlflow.runName"] = run_name
+
+    try:
+        active = mlflow.active_run()
+        if active is not None and not scoped and _conflicts(active, all_tags):
+            mlflow.end_run()
+            active = None
+        # MLflow consumes MLFLOW_RUN_ID on the first start_run; read it before.
+        job_run_id = os.environ.get("MLFLOW_RUN_ID")
+        if scoped:
+            os.environ.pop("MLFLOW_RUN_ID", None)
+            parent = active.info.run_id if active else job_run_id
+            if parent is None:
+                mlflow.set_experiment(experiment or settings.experiment)
+            else:
+                mlflow.set_experiment(experiment_id=mlflow.get_run(parent).info.experiment_id)
+            run, resumed = mlflow.start_run(run_name=run_name, nested=bool(parent),
+                                            parent_run_id=parent if not active else None), False
+        elif active is not None:
+            run, resumed = active, True
+        elif job_run_id:
+            # The job created the run in its experiment; follow it there.
+            run, resumed = mlflow.start_run(run_id=job_run_id), True
+        else:
+            mlflow.set_experiment(experiment or settings.experiment)
+            run, resumed = mlflow.start_run(run_name=run_name), False
+        mlflow.set_tags(all_tags)
+        if autolog:
+            # Models are registered by %mlops_package under the naming convention, not here.
+            mlflow.autolog(log_models=False, log_datasets=False, silent=True)
+        experiment_name = mlflow.get_experiment(run.info.experiment_id).name
+    except Exception as exc:  # noqa: BLE001 - one clear line instead of MLflow's retry trace
+        raise TrackingError(
+            f"cannot track to {settings.tracking_uri} ({exc.__class__.__name__}: "
+            f"{_first_line(exc)}); start it with `workbench platform up` or set MLFLOW_TRACKING_URI"
+        ) from exc
+    info = run.info
+    return TrackedRun(
+        info.run_id, info.experiment_id, experiment_name, run_name or info.run_name, resumed,
+        run_ui_url(settings, info.experiment_id, info.run_id),
+    )
+
+
+def _conflicts(run: Run, tags: Mapping[str, str]) -> bool:
+    current = run.data.tags if run.data else {}
+    if not current:
+        import mlflow
+
+        current = mlflow.get_run(run.info.run_id).data.tags
+    return any(
+        key in tags and key in current and tags[key] != current[key]
+        for key in (INSTANCE_TAG, MODEL_VERSION_TAG, DATA_DATE_TAG)
+    )
+
+
+def end_tracking(status: str = "FINISHED") -> str | None:
+    """End the active fluent run with ``status``; returns its id (None if none was active)."""
+    import mlflow
+
+    status = status.upper()
+    if status not in TERMINAL_STATUSES:
+        raise TrackingError(f"status {status!r} is not one of {', '.join(TERMINAL_STATUSES)}")
+    run = mlflow.active_run()
+    if run is None:
+        return None
+    mlflow.end_run(status=status)
+    return run.info.run_id
+
+
+def active_run() -> Run | None:
+    import mlflow
+
+    return mlflow.active_run()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else ""
