@@ -274,6 +274,10 @@ def demo_data(out: Path | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: one line and a non-zero exit for every WorkbenchError."""
+    import os
+
+    # Keep stdout for results (JSON, URIs); the CLI prints run links itself, on stderr.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="workbench",
                  standalone_mode=False)

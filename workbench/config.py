@@ -88,7 +88,9 @@ class Settings:
             ConfigError: a value cannot be converted to its field's type.
         """
         environ = os.environ if environ is None else environ
-        root = Path(environ.get(ENV_PREFIX + "PROJECT_ROOT") or find_project_root(cwd))
+        given_root = environ.get(ENV_PREFIX + "PROJECT_ROOT")
+        root = (cwd or Path.cwd()) / given_root if given_root else find_project_root(cwd)
+        root = root.resolve()
         raw: dict[str, str] = {}
         raw.update(_read_setup_cfg(root / "setup.cfg"))
         raw.update(_from_env_names(_read_dotenv(root / ".env")))
@@ -158,7 +160,8 @@ def _read_dotenv(path: Path) -> dict[str, str | None]:
 def _read_setup_cfg(path: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
-    parser = configparser.ConfigParser()
+    # No interpolation: a URL with %20 in it is a value, not a template.
+    parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read(path, encoding="utf-8")
     except configparser.Error as exc:
@@ -187,6 +190,6 @@ def _convert(name: str, type_name: Any, value: Any) -> Any:
     except ValueError:
         raise ConfigError(
             f"setting {name!r} = {value!r} is not a valid {type_name}; "
-            f"set {ENV_PREFIX}{name.upper()} to a {type_name}"
+            f"set {ENV_PREFIX}{name.upper()} to a {type_name} value"
         ) from None
     return value

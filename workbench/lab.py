@@ -26,7 +26,7 @@ def lab_environment(settings: Settings) -> dict[str, str]:
 def lab_command(settings: Settings, port: int | None = None, open_browser: bool = False,
                 root_dir: Path | None = None) -> list[str]:
     """The ``jupyter lab`` command line; the token is left on (Jupyter generates one)."""
-    return [
+    command = [
         sys.executable, "-m", "jupyterlab",
         f"--ServerApp.ip={settings.host}",
         f"--ServerApp.port={port or settings.lab_port}",
@@ -34,3 +34,7 @@ def lab_command(settings: Settings, port: int | None = None, open_browser: bool 
         f"--ServerApp.open_browser={open_browser}",
         "--ServerApp.port_retries=0",
     ]
+    if os.geteuid() == 0:
+        # Root is what CI runners and many containers are; the user asked for this server.
+        command.append("--ServerApp.allow_root=True")
+    return command

@@ -137,7 +137,9 @@ def build_name(
     Raises:
         InvalidModelName: the parts do not add up to a full name.
     """
-    parts = name.split("_") if name else []
+    if not name:
+        raise InvalidModelName("model name is empty; use a lowercase slug like 'churn'", "instance")
+    parts = name.split("_")
     if len(parts) == 3 and version is None and data_date is None:
         return ModelName.parse(name)
     if len(parts) == 3:
@@ -212,7 +214,7 @@ def parse_ref(ref: str) -> ModelRef:
             return _with_alias(model, alias, strict=False)
         if body.count("/") == 1:
             model, number = body.split("/")
-            if model and number.isdigit() and int(number) > 0:
+            if model and number.isascii() and number.isdigit() and int(number) > 0:
                 return ModelRef(model, number=int(number))
         if body == "" or "/" in body:
             raise InvalidModelName(

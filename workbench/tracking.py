@@ -160,11 +160,10 @@ def track(
 
 
 def _conflicts(run: Run, tags: Mapping[str, str]) -> bool:
-    current = run.data.tags if run.data else {}
-    if not current:
-        import mlflow
+    import mlflow
 
-        current = mlflow.get_run(run.info.run_id).data.tags
+    # The active run object holds the tags it started with; later set_tags live on the server.
+    current = mlflow.get_run(run.info.run_id).data.tags
     return any(
         key in tags and key in current and tags[key] != current[key]
         for key in (INSTANCE_TAG, MODEL_VERSION_TAG, DATA_DATE_TAG)

@@ -44,6 +44,11 @@ def declared_parameters(notebook: Path) -> dict[str, dict[str, Any]]:
             f"{notebook} has no cell tagged 'parameters'; tag the cell holding the defaults "
             "(JupyterLab: property inspector > cell tags) so jobs can set them"
         )
+    if not nb.metadata.get("kernelspec", {}).get("name"):
+        raise ParameterError(
+            f"{notebook} names no kernel (metadata.kernelspec); open it in JupyterLab, pick a "
+            "kernel and save, so jobs know what runs it"
+        )
     return {name: dict(p) for name, p in inspect_notebook(str(notebook)).items()}
 
 

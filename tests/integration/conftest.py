@@ -1,0 +1,46 @@
+"""Integration fixtures: a real mlflow server (from workbench.pytest_plugin), real data."""
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from workbench.config import Settings
+from workbench.demo.data import write_demo_data
+from workbench.registry import Registry
+
+REPO = Path(__file__).resolve().parents[2]
+_names = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def settings(workbench_platform: Settings) -> Settings:
+    return workbench_platform
+
+
+@pytest.fixture(scope="session")
+def demo_data(settings: Settings) -> Path:
+    write_demo_data(settings.data_dir, months=("20240131", "20240229", "20240331"), rows=1500)
+    return settings.data_dir
+
+
+@pytest.fixture(scope="session")
+def registry(settings: Settings) -> Registry:
+    return Registry(settings)
+
+
+@pytest.fixture
+def unique_instance(request: pytest.FixtureRequest) -> str:
+    """A registered-model name no other test uses (full names are immutable)."""
+    stem = "".join(c for c in request.node.name.lower() if c.isalnum())[:20] or "model"
+    return f"t{next(_names)}-{stem}"
+
+
+@pytest.fixture
+def env_for(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Point Settings.from_env() (magics, notebooks) at the test platform."""
+    for key, value in settings.as_env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("WORKBENCH_PORT", str(settings.port))
+    return settings

@@ -1,0 +1,112 @@
+"""The magics in a real IPython shell, tracking to a real mlflow server."""
+from __future__ import annotations
+
+import mlflow
+import pandas as pd
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+from sklearn.linear_model import LogisticRegression
+
+from workbench import lineage, tracking
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def shell(env_for, monkeypatch):
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "workbench")
+    yield ip
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    InteractiveShell.clear_instance()
+
+
+def _run(run_id: str):
+    return mlflow.MlflowClient().get_run(run_id)
+
+
+def test_track_then_package_registers_an_instance_with_lineage(shell, demo_data, unique_instance, registry, capsys):
+    data = demo_data / "churn_20240131.csv"
+    shell.run_line_magic(
+        "mlops_track", f"--instance {unique_instance} --version v3 --data-date 20240131 --data {data}")
+    run = mlflow.active_run()
+    assert run is not None
+    tags = _run(run.info.run_id).data.tags
+    assert tags[tracking.INSTANCE_TAG] == unique_instance
+    assert tags["mlflow.runName"] == f"{unique_instance}_v3_20240131"
+    assert tags[lineage.DATA_PATH] == str(data.resolve())
+    assert tags[lineage.DATA_ROWS] == "1500"
+    assert len(tags[lineage.DATA_SHA256]) == 64
+    assert tags[lineage.EXECUTOR] == "notebook"
+    assert _run(run.info.run_id).info.experiment_id == mlflow.get_experiment_by_name(unique_instance).experiment_id
+
+    frame = pd.read_csv(data)[["tenure_months", "monthly_charges"]]
+    shell.user_ns.update(X=frame, model=LogisticRegression().fit(frame, pd.read_csv(data).churned))
+    instance = shell.run_line_magic("mlops_package", "model --input X")
+    out = capsys.readouterr().out
+    assert f"registered {unique_instance}_v3_20240131" in out and "/#/models/" in out
+    assert instance.run_id == run.info.run_id
+    assert instance.tags[lineage.DATA_SHA256] == tags[lineage.DATA_SHA256]
+
+    shell.run_line_magic("mlops_track", "--end")
+    assert mlflow.active_run() is None
+    assert _run(run.info.run_id).info.status == "FINISHED"
+    with pytest.raises(UsageError, match="immutable"):  # same name again, even from a new run
+        shell.run_line_magic("mlops_track", f"--instance {unique_instance} --version v3 --data-date 20240131")
+        shell.run_line_magic("mlops_package", "model --input X")
+
+
+@pytest.mark.parametrize("line, message", [
+    ("--instance Churn --version v1 --data-date 20240131", "instance 'Churn'"),
+    ("--instance churn --version 1 --data-date 20240131", "version '1'"),
+    ("--instance churn --version v1 --data-date 20240231", "not a real calendar date"),
+    ("--instance churn --data /no/such/file.csv", "does not exist"),
+])
+def test_track_errors_are_one_line_usage_errors(shell, line, message):
+    with pytest.raises(UsageError, match=message) as raised:
+        shell.run_line_magic("mlops_track", line)
+    assert "\n" not in str(raised.value)
+    assert mlflow.active_run() is None
+
+
+def test_package_errors_are_one_line_usage_errors(shell, unique_instance):
+    with pytest.raises(UsageError, match="no variable 'nothing'"):
+        shell.run_line_magic("mlops_package", "nothing --name x_v1 --data-date 20240131")
+    shell.user_ns["model"] = LogisticRegression()
+    with pytest.raises(UsageError, match="no active run"):
+        shell.run_line_magic("mlops_package", f"model --name {unique_instance}_v1 --data-date 20240131")
+    shell.run_line_magic("mlops_track", f"--instance {unique_instance}")
+    with pytest.raises(UsageError, match="data_date"):
+        shell.run_line_magic("mlops_package", f"model --name {unique_instance}_v1")
+    shell.user_ns["thing"] = object()
+    with pytest.raises(UsageError, match="cannot register"):
+        shell.run_line_magic("mlops_package", f"thing --name {unique_instance}_v1 --data-date 20240131")
+
+
+def test_cell_magic_scopes_a_run_and_marks_it_failed_when_the_cell_raises(shell, unique_instance):
+    shell.run_cell_magic("mlops_track", f"--experiment {unique_instance}", "ok_value = 41 + 1")
+    assert shell.user_ns["ok_value"] == 42
+    assert mlflow.active_run() is None
+    experiment = mlflow.get_experiment_by_name(unique_instance)
+    with pytest.raises(ZeroDivisionError):
+        shell.run_cell_magic("mlops_track", f"--experiment {unique_instance}", "x = 1\n1 / 0")
+    assert mlflow.active_run() is None
+    runs = mlflow.search_runs([experiment.experiment_id], output_format="list", order_by=["start_time ASC"])
+    assert [r.info.status for r in runs] == ["FINISHED", "FAILED"]
+
+
+def test_end_with_status_and_resume(shell, unique_instance):
+    shell.run_line_magic("mlops_track", f"--instance {unique_instance} --version v1 --data-date 20240131")
+    first = mlflow.active_run().info.run_id
+    shell.run_line_magic("mlops_track", f"--instance {unique_instance} --version v1 --data-date 20240131")
+    assert mlflow.active_run().info.run_id == first  # same instance: the run is resumed
+    shell.run_line_magic("mlops_track", f"--instance {unique_instance} --version v2 --data-date 20240131")
+    second = mlflow.active_run().info.run_id
+    assert second != first and _run(first).info.status == "FINISHED"
+    shell.run_line_magic("mlops_track", "--status FAILED")
+    assert _run(second).info.status == "FAILED"
+    with pytest.raises(UsageError, match="no active run"):
+        shell.run_line_magic("mlops_track", "--end")
