@@ -33,6 +33,23 @@ def make_client(settings: Settings) -> MlflowClient:
     return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
 
 
+def require_server(settings: Settings) -> None:
+    """Fail in one line, at once, when an HTTP tracking server does not answer.
+
+    Without this, MLflow's client retries a dead server with backoff for minutes.
+
+    Raises:
+        TrackingError: the server does not answer ``/health``.
+    """
+    from workbench.platforms.embedded import answers
+
+    uri = settings.tracking_uri
+    if uri.startswith(("http://", "https://")) and not answers(uri):
+        hint = ("start it with `workbench platform up`" if uri == settings.embedded_tracking_uri
+                else "check MLFLOW_TRACKING_URI")
+        raise TrackingError(f"no tracking server answers at {uri}; {hint}")
+
+
 def ensure_experiment(client: MlflowClient, name: str) -> str:
     """The id of experiment ``name``, created when missing (restored when deleted)."""
     experiment = client.get_experiment_by_name(name)
@@ -108,6 +125,7 @@ def track(
 
     if data is not None and not data.is_file():
         raise TrackingError(f"data file {data} does not exist; pass the training table's path")
+    require_server(settings)
     mlflow.set_tracking_uri(settings.tracking_uri)
     all_tags = dict(tags or {})
     all_tags.update(lineage.runtime_tags(os.environ.get("WORKBENCH_EXECUTOR", "notebook")))

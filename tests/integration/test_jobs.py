@@ -130,3 +130,14 @@ def test_an_unknown_executor_is_refused_before_anything_starts(settings, unique_
     with pytest.raises(ConfigError, match="unknown executor 'k8s'; available: local"):
         run_job(JobSpec(TRAIN, {}, executor="k8s", experiment=unique_instance), settings)
     assert _runs(settings, unique_instance) == []
+
+
+def test_a_dead_tracking_server_is_one_line_at_once(tmp_path):
+    notebook = _notebook(tmp_path / "tiny.ipynb", "n = 1", "n + 1")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WORKBENCH_", "MLFLOW_"))}
+    env.update(WORKBENCH_PROJECT_ROOT=str(tmp_path), MLFLOW_TRACKING_URI="http://127.0.0.1:9")
+    done = subprocess.run([sys.executable, "-m", "workbench.cli", "run", str(notebook)],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip() == "error: no tracking server answers at http://127.0.0.1:9; check MLFLOW_TRACKING_URI"
+    assert not (tmp_path / ".workbench" / "jobs").exists()

@@ -110,3 +110,16 @@ def test_end_with_status_and_resume(shell, unique_instance):
     assert _run(second).info.status == "FAILED"
     with pytest.raises(UsageError, match="no active run"):
         shell.run_line_magic("mlops_track", "--end")
+
+
+def test_a_dead_tracking_server_is_a_one_line_usage_error(env_for, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    ip = InteractiveShell.instance()
+    try:
+        ip.run_line_magic("load_ext", "workbench")
+        with pytest.raises(UsageError, match="no tracking server answers at http://127.0.0.1:9"):
+            ip.run_line_magic("mlops_track", "--instance churn")
+        assert mlflow.active_run() is None
+    finally:
+        InteractiveShell.clear_instance()

@@ -3,8 +3,10 @@ from workbench.jobs.executors import Executor, ExecutorRegistry, LocalExecutor, 
 from workbench.jobs.params import check_parameters, declared_parameters
 from workbench.jobs.runner import run_job
 from workbench.jobs.spec import JobResult, JobSpec, PreparedJob
+from workbench.jobs.tracking import BackgroundTracker, ClientTracker, JobTracker
 
 __all__ = [
     "Executor", "ExecutorRegistry", "LocalExecutor", "executors", "check_parameters",
     "declared_parameters", "run_job", "JobResult", "JobSpec", "PreparedJob",
+    "BackgroundTracker", "ClientTracker", "JobTracker",
 ]

@@ -18,7 +18,8 @@ from workbench.errors import JobFailed, JobKilled, TrackingError, WorkbenchError
 from workbench.jobs.executors import JobTimeout, executors
 from workbench.jobs.params import check_parameters, declared_parameters, parse_literal
 from workbench.jobs.spec import JobResult, JobSpec, PreparedJob
-from workbench.tracking import make_client, run_ui_url, start_run
+from workbench.jobs.tracking import ClientTracker, JobTracker
+from workbench.tracking import make_client, require_server, run_ui_url
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -32,10 +33,14 @@ def run_job(
     settings: Settings,
     *,
     client: MlflowClient | None = None,
+    tracker: JobTracker | None = None,
     progress: Progress = lambda _: None,
     show_progress: bool = False,
 ) -> JobResult:
     """Execute ``spec`` and return its result.
+
+    The job's run is kept through ``tracker`` (an MlflowClient in this process by default;
+    the CLI passes a BackgroundTracker).
 
     Raises:
         ParameterError: parameters do not match the notebook (nothing was started).
@@ -49,18 +54,19 @@ def run_job(
     parameters = check_parameters(notebook, spec.parameters)
     executor = executors.get(spec.executor)
     experiment = spec.experiment or _default_experiment(notebook, parameters, settings)
-    client = client if client is not None else make_client(settings)
+    require_server(settings)
+    if tracker is None:
+        tracker = ClientTracker(client if client is not None else make_client(settings))
 
     tags = {JOB_TAG: "true", **lineage.notebook_tags(notebook), **lineage.runtime_tags(executor.name)}
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     try:
-        run_id = start_run(client, experiment, f"{notebook.stem}-{stamp}", tags, parameters)
+        run_id, experiment_id = tracker.start(experiment, f"{notebook.stem}-{stamp}", tags, parameters)
     except Exception as exc:  # noqa: BLE001 - MLflow raises many types for one cause
         raise TrackingError(
-            f"cannot create the job's run at {settings.tracking_uri} ({exc.__class__.__name__}); "
+            f"cannot create the job's run at {settings.tracking_uri} ({_describe(exc)}); "
             "start the platform with `workbench platform up` or set MLFLOW_TRACKING_URI"
         ) from exc
-    experiment_id = client.get_run(run_id).info.experiment_id
     output = settings.jobs_dir / notebook.stem / f"{stamp}_{run_id[:8]}.ipynb"
     output.parent.mkdir(parents=True, exist_ok=True)
     job = PreparedJob(
@@ -86,8 +92,8 @@ def run_job(
     status, failure = "FINISHED", None
     try:
         extra_tags = executor.execute(job, progress, show_progress)
-        for key, value in extra_tags.items():
-            client.set_tag(run_id, key, value)
+        if extra_tags:
+            tracker.set_tags(run_id, extra_tags)
     except JobTimeout as exc:
         status, failure = "KILLED", str(exc)
     except KeyboardInterrupt:
@@ -96,11 +102,10 @@ def run_job(
         status, failure = "FAILED", _describe(exc)
     duration = time.monotonic() - started
 
-    _settle(client, run_id, output, status)
+    removed = tracker.finish(run_id, output, status)
     if status == "FINISHED":
         return JobResult(run_id, experiment_id, status, output, duration, url)
 
-    removed = _remove_registered(client, run_id)
     removed_note = f"; removed the model version(s) it registered: {', '.join(removed)}" if removed else ""
     message = (
         f"job {notebook.name} {'was killed' if status == 'KILLED' else 'failed'}: {failure}; "
@@ -116,26 +121,6 @@ def _default_experiment(notebook: Path, parameters: dict[str, Any], settings: Se
     default = declared_parameters(notebook).get("instance", {}).get("default")
     value = parse_literal(default) if isinstance(default, str) else None
     return value if isinstance(value, str) and value else settings.experiment
-
-
-def _settle(client: MlflowClient, run_id: str, output: Path, status: str) -> None:
-    """Log the output notebook and end the run; never let this hide the job's own outcome."""
-    try:
-        client.set_tag(run_id, lineage.OUTPUT_NOTEBOOK, str(output))
-        if output.exists():
-            client.log_artifact(run_id, str(output), artifact_path="job")
-    finally:
-        # The kernel's own atexit may have ended the run FINISHED; the job's verdict wins.
-        client.set_terminated(run_id, status)
-
-
-def _remove_registered(client: MlflowClient, run_id: str) -> list[str]:
-    """Delete model versions a failed job registered: a failed run leaves no instance."""
-    removed = []
-    for version in client.search_model_versions(f"run_id = '{run_id}'"):
-        client.delete_model_version(version.name, version.version)
-        removed.append((version.tags or {}).get("model_name") or f"{version.name}/{version.version}")
-    return removed
 
 
 def _describe(exc: BaseException) -> str:

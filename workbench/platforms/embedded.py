@@ -78,7 +78,7 @@ class EmbeddedPlatform:
                 False, False, uri, pid, self.settings.home,
                 note=f"stale pid file {self.pid_file}: process {pid} is not running",
             )
-        return PlatformStatus(True, _answers(uri), uri, pid, self.settings.home)
+        return PlatformStatus(True, answers(uri), uri, pid, self.settings.home)
 
     def logs(self, lines: int = 50) -> str:
         """The last ``lines`` lines of the server log."""
@@ -168,7 +168,7 @@ class EmbeddedPlatform:
     ) -> None:
         deadline = time.monotonic() + self.settings.startup_timeout
         while time.monotonic() < deadline:
-            if _answers(uri):
+            if answers(uri):
                 return
             exited = process.poll() if process is not None else (None if _alive(pid) else -1)
             if exited is not None:
@@ -251,7 +251,8 @@ def _is_our_server(pid: int) -> bool:
     return b"mlflow" in cmdline and b"server" in cmdline
 
 
-def _answers(uri: str, timeout: float = 2.0) -> bool:
+def answers(uri: str, timeout: float = 2.0) -> bool:
+    """Whether an MLflow server answers ``/health`` at ``uri``."""
     try:
         with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as response:
             return response.status == 200
