@@ -141,3 +141,34 @@ def test_a_dead_tracking_server_is_one_line_at_once(tmp_path):
     assert done.returncode == 1
     assert done.stderr.strip() == "error: no tracking server answers at http://127.0.0.1:9; check MLFLOW_TRACKING_URI"
     assert not (tmp_path / ".workbench" / "jobs").exists()
+
+
+def test_ctrl_c_marks_the_run_killed_and_keeps_the_notebook(settings, tmp_path):
+    import signal
+    import time
+
+    notebook = _notebook(tmp_path / "sleepy.ipynb", "seconds = 120",
+                         "print('started', flush=True)", "import time\ntime.sleep(seconds)")
+    env = {**os.environ, **settings.as_env()}
+    job = subprocess.Popen([sys.executable, "-m", "workbench.cli", "run", str(notebook)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        client = mlflow.MlflowClient(settings.tracking_uri)
+        deadline = time.monotonic() + 60
+        runs = []
+        while time.monotonic() < deadline and not runs:
+            time.sleep(0.5)
+            runs = _runs(settings, settings.experiment)
+            runs = [r for r in runs if r.info.run_name.startswith("sleepy-")]
+        assert runs, "the job never created its run"
+        time.sleep(4)  # let the kernel reach the sleeping cell
+        job.send_signal(signal.SIGINT)
+        _, stderr = job.communicate(timeout=60)
+    finally:
+        if job.poll() is None:
+            job.kill()
+    assert job.returncode == 124, stderr[-2000:]
+    assert "was killed: interrupted" in stderr
+    run = client.get_run(runs[0].info.run_id)
+    assert run.info.status == "KILLED"
+    assert Path(run.data.tags[lineage.OUTPUT_NOTEBOOK]).is_file()

@@ -1,0 +1,73 @@
+"""`workbench models list|show|compare|promote` through a real subprocess."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from workbench import tracking
+from workbench.naming import ModelName
+
+pytestmark = pytest.mark.integration
+
+
+def _cli(settings, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, **settings.as_env()}
+    return subprocess.run([sys.executable, "-m", "workbench.cli", *args], capture_output=True,
+                          text=True, env=env, timeout=120)
+
+
+@pytest.fixture
+def two_instances(registry, unique_instance):
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame({"a": rng.normal(size=100)})
+    y = (X.a > 0).astype(int)
+    for version, auc in (("v1", 0.71), ("v2", 0.88)):
+        name = ModelName(unique_instance, version, "20240131")
+        run_id = tracking.start_run(registry.client, unique_instance, str(name), {})
+        registry.client.log_metric(run_id, "roc_auc", auc)
+        registry.register(LogisticRegression().fit(X, y), name, run_id=run_id, input_example=X)
+    return unique_instance
+
+
+def test_list_compare_promote_show(settings, two_instances):
+    instance = two_instances
+    listed = _cli(settings, "models", "list", instance)
+    assert listed.returncode == 0, listed.stderr
+    rows = listed.stdout.splitlines()
+    assert rows[0].split()[:6] == ["name", "model", "mlflow", "version", "data_date", "roc_auc"]
+    assert rows[1].startswith(f"{instance}_v2_20240131") and "0.8800" in rows[1]
+
+    compared = _cli(settings, "models", "compare", instance)
+    assert compared.returncode == 0, compared.stderr
+    assert compared.stdout.splitlines()[1].split()[:2] == ["1", f"{instance}_v2_20240131"]
+
+    promoted = _cli(settings, "models", "promote", f"{instance}_v2_20240131", "--reason", "best auc")
+    assert promoted.returncode == 0 and promoted.stdout.strip() == f"champion -> {instance}_v2_20240131"
+    again = _cli(settings, "models", "promote", f"{instance}_v1_20240131")
+    assert again.stdout.strip() == f"champion -> {instance}_v1_20240131 (was {instance}_v2_20240131)"
+
+    shown = json.loads(_cli(settings, "models", "show", f"{instance}@champion").stdout)
+    assert shown["full_name"] == f"{instance}_v1_20240131"
+    assert shown["model_version"] == "v1" and shown["data_date"] == "20240131"
+    assert "champion" in shown["aliases"] and shown["ui"].endswith(f"/#/models/{instance}/versions/1")
+    as_json = json.loads(_cli(settings, "models", "list", instance, "--json").stdout)
+    assert [i["full_name"] for i in as_json] == [f"{instance}_v2_20240131", f"{instance}_v1_20240131"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("models", "show", "churn_v1_2024"), "data_date '2024' is not YYYYMMDD"),
+    (("models", "show", "nosuch@champion"), "no registered model 'nosuch'"),
+    (("models", "list", "nosuch"), "no registered model 'nosuch'"),
+])
+def test_bad_references_are_one_line(settings, args, message):
+    done = _cli(settings, *args)
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith("error: ") and message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
