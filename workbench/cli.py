@@ -245,6 +245,26 @@ def predict(ref: str, input_path: Path, output_path: Path) -> None:
     click.echo(f"{result.rows} rows scored by {result.model.label} -> {result.output}")
 
 
+# -- serving -------------------------------------------------------------------------------------
+@cli.command("serve")
+@click.argument("ref")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int)
+@click.option("--max-rows", type=int, help="largest batch accepted (default 10000)")
+@click.option("--max-body-bytes", type=int, help="largest request body (default 10 MiB)")
+@click.option("--log-url", default=None, help="SQLAlchemy URL of the prediction store "
+              "(default: SQLite under the state directory)")
+@click.option("--no-log", is_flag=True, help="do not log predictions")
+def serve(ref: str, host: str, port: int, workers: int, max_rows: int | None,
+          max_body_bytes: int | None, log_url: str | None, no_log: bool) -> None:
+    """Serve a model instance over HTTP (MLflow scoring protocol on /invocations)."""
+    from workbench.serving.server import serve as run_server
+
+    run_server(ref, _settings(), host=host, port=port, workers=workers, max_rows=max_rows,
+               max_body_bytes=max_body_bytes, log_url="" if no_log else log_url, progress=_say)
+
+
 # -- lab -----------------------------------------------------------------------------------------
 @cli.command("lab")
 @click.option("--port", type=int, help="JupyterLab port (default 8888 or WORKBENCH_LAB_PORT)")

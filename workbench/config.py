@@ -44,6 +44,8 @@ class Settings:
         job_timeout: default job timeout in seconds (0 means none).
         executor: default job executor name.
         startup_timeout: seconds ``platform up`` waits for the server to answer.
+        prediction_store: SQLAlchemy URL where served predictions are logged (default:
+            SQLite under ``home``).
     """
 
     project_root: Path
@@ -59,11 +61,16 @@ class Settings:
     job_timeout: float = 0.0
     executor: str = "local"
     startup_timeout: float = 90.0
+    prediction_store: str = ""
 
     @property
     def jobs_dir(self) -> Path:
         """Where executed job notebooks are kept."""
         return self.home / "jobs"
+
+    @property
+    def prediction_store_url(self) -> str:
+        return self.prediction_store or f"sqlite:///{self.home / 'predictions.db'}"
 
     @property
     def embedded_tracking_uri(self) -> str:

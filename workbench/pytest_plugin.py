@@ -9,22 +9,18 @@ Notebooks run in pipeline order: explore, train, batch_predict, monitor, then th
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
 
 from workbench.config import Settings
 from workbench.platforms import EmbeddedPlatform
+from workbench.platforms.embedded import free_port
+
+__all__ = ["free_port", "workbench_platform"]
 
 NOTEBOOK_ORDER = ("explore", "train", "batch_predict", "monitor")
 _KEY = pytest.StashKey["_SessionPlatform"]()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class _SessionPlatform:

@@ -425,7 +425,11 @@ def _save_model(model: Any, path: Path, input_example: pd.DataFrame | None) -> N
                 # MLflow's hint about integer columns and missing values: the serving side
                 # reports a null in an integer column clearly, so the hint is noise here.
                 warnings.filterwarnings("ignore", message=".*[Ii]nteger column", category=UserWarning)
-                signature = infer_signature(input_example, model.predict(input_example))
+                import mlflow.pyfunc
+
+                outputs = (model.predict(None, input_example)
+                           if isinstance(model, mlflow.pyfunc.PythonModel) else model.predict(input_example))
+                signature = infer_signature(input_example, outputs)
         except Exception as exc:  # noqa: BLE001 - the model raised on the user's own frame
             raise WorkbenchError(
                 f"cannot infer a signature: the model raised {exc.__class__.__name__} on the "

@@ -4,13 +4,15 @@
 regression) on January as a job and make it champion;  4. train v2 (gradient boosting) on
 January;  5. compare and promote the better one, the other becomes challenger;  6. retrain
 the champion's configuration on February (a new instance of the same version) and promote
-it;  7. batch-score March with the champion;  8. a summary.
+it;  7. batch-score March with the champion;  8. serve the champion over REST, replay
+March against it one row per request, and count the logged predictions;  9. a summary.
 
 Every step goes through the same library calls as the CLI, and the demo can run again:
 instances that exist are reused (full names are immutable), aliases are re-pointed.
 """
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +25,7 @@ from workbench.demo.data import demo_data_path, write_demo_data
 from workbench.jobs import JobSpec, run_job
 from workbench.naming import ModelName
 from workbench.registry import Instance, Registry
+from workbench.serving.replay import ReplayStats
 
 Progress = Callable[[str], None]
 INSTANCE = "churn"
@@ -43,6 +46,9 @@ class DemoSummary:
     promotions: list[str] = field(default_factory=list)
     predictions: Path | None = None
     predicted_rows: int = 0
+    serving: ReplayStats | None = None
+    served_model: str = ""
+    logged_predictions: int = 0
     seconds: float = 0.0
     metric: str = "roc_auc"
 
@@ -60,6 +66,12 @@ class DemoSummary:
         lines += [f"  {p}" for p in self.promotions]
         if self.predictions:
             lines.append(f"Batch predictions: {self.predicted_rows} rows -> {self.predictions}")
+        if self.serving:
+            s = self.serving
+            lines.append(
+                f"REST serving ({self.served_model}): {s.requests} requests ({s.errors} errors) in "
+                f"{s.seconds:.1f} s, p50 {s.p50_ms:.1f} ms, p99 {s.p99_ms:.1f} ms; "
+                f"{self.logged_predictions} predictions logged")
         lines += [
             f"MLflow UI: {self.tracking_uri}   (models: {self.tracking_uri}/#/models/{INSTANCE})",
             "The platform keeps running: `workbench platform down` stops it, `workbench lab` opens the notebooks.",
@@ -76,10 +88,10 @@ def run_demo(settings: Settings, progress: Progress = lambda _: None) -> DemoSum
     started = time.monotonic()
     summary = DemoSummary(settings.tracking_uri, metric=settings.primary_metric)
 
-    progress("[1/7] example data")
+    progress("[1/8] example data")
     write_demo_data(settings.data_dir, progress=progress)
 
-    progress("[2/7] platform")
+    progress("[2/8] platform")
     if settings.tracking_uri == settings.embedded_tracking_uri:
         from workbench.platforms import EmbeddedPlatform
 
@@ -108,24 +120,24 @@ def run_demo(settings: Settings, progress: Progress = lambda _: None) -> DemoSum
         summary.promotions.append(f"{alias:<10} -> {instance.full_name}  ({reason})")
         progress(f"  {alias} -> {result.current.full_name}")
 
-    progress(f"[3/7] train {INSTANCE} v1 on {TRAIN_MONTH}")
+    progress(f"[3/8] train {INSTANCE} v1 on {TRAIN_MONTH}")
     v1 = train_instance("v1", TRAIN_MONTH, CONFIGURATIONS["v1"])
     promote(v1, "champion", "first model")
 
-    progress(f"[4/7] train {INSTANCE} v2 (another algorithm) on {TRAIN_MONTH}")
+    progress(f"[4/8] train {INSTANCE} v2 (another algorithm) on {TRAIN_MONTH}")
     v2 = train_instance("v2", TRAIN_MONTH, CONFIGURATIONS["v2"])
 
-    progress(f"[5/7] compare on {settings.primary_metric} and promote the better one")
+    progress(f"[5/8] compare on {settings.primary_metric} and promote the better one")
     ranked = registry.compare([str(v1.full_name), str(v2.full_name)])
     best, other = ranked[0], ranked[1]
     promote(best, "champion", f"best {settings.primary_metric} on {TRAIN_MONTH}")
     promote(other, "challenger", "runner-up")
 
-    progress(f"[6/7] retrain the champion's configuration ({best.model_version}) on {RETRAIN_MONTH}")
+    progress(f"[6/8] retrain the champion's configuration ({best.model_version}) on {RETRAIN_MONTH}")
     retrained = train_instance(str(best.model_version), RETRAIN_MONTH, CONFIGURATIONS[str(best.model_version)])
     promote(retrained, "champion", f"{best.model_version} retrained on newer data")
 
-    progress(f"[7/7] batch-score {SCORE_MONTH} with {INSTANCE}@champion as a job")
+    progress(f"[7/8] batch-score {SCORE_MONTH} with {INSTANCE}@champion as a job")
     output = settings.home / "predictions" / f"churn_{SCORE_MONTH}_scored.csv"
     batch = resources.notebook("batch_predict.ipynb", settings.project_root)
     run_job(JobSpec(batch, {
@@ -136,11 +148,70 @@ def run_demo(settings: Settings, progress: Progress = lambda _: None) -> DemoSum
     summary.predictions = output
     summary.predicted_rows = _rows(output)
 
+    progress(f"[8/8] serve {INSTANCE}@champion over REST and replay {SCORE_MONTH} against it")
+    serve_and_replay(settings, demo_data_path(settings.data_dir, SCORE_MONTH), summary, progress)
+
     summary.instances = [
         i for i in registry.list_instances(INSTANCE) if i.full_name
     ]
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def serve_and_replay(settings: Settings, table: Path, summary: DemoSummary,
+                     progress: Progress) -> None:
+    """Start `workbench serve` as its own process, replay ``table``, stop it (SIGTERM
+    flushes the prediction log), and count what was logged."""
+    import datetime as dt
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    import pandas as pd
+
+    from workbench.demo.data import FEATURES
+    from workbench.errors import WorkbenchError
+    from workbench.platforms.embedded import free_port
+    from workbench.serving.prediction_log import read_predictions
+    from workbench.serving.replay import replay
+
+    port = free_port(settings.host)
+    url = f"http://{settings.host}:{port}"
+    log_file = settings.home / "serve.log"
+    started = dt.datetime.now(dt.timezone.utc)
+    with open(log_file, "ab") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "workbench.cli", "serve", f"{INSTANCE}@champion", "--port", str(port)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, **settings.as_env()})
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/ready", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise WorkbenchError(f"the REST server did not start; see {log_file}")
+            time.sleep(0.3)
+        with urllib.request.urlopen(f"{url}/metadata", timeout=5) as response:
+            summary.served_model = json.loads(response.read())["full_name"]
+        progress(f"  {summary.served_model} answers at {url}")
+        frame = pd.read_csv(table)[list(FEATURES)]
+        summary.serving = replay(url, frame, concurrency=4, progress=progress)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    summary.logged_predictions = len(read_predictions(
+        settings.prediction_store_url, summary.served_model, since=started))
 
 
 def _rows(path: Path) -> int:

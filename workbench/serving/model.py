@@ -1,0 +1,164 @@
+"""The served model: loaded once, described by its metadata, predicting on validated columns.
+
+The hot path skips MLflow's pyfunc schema enforcement (the protocol module validated the
+input already) and calls the underlying model directly when the flavor allows it; pyfunc
+``predict`` costs about 0.96 ms per one-row frame here against 0.12 ms for scikit-learn's.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from workbench.serving.protocol import Batch, Column
+
+# MLflow DataType names -> protocol kinds.
+_KINDS = {"double": "float", "float": "float", "long": "int", "integer": "int",
+          "boolean": "bool", "string": "str"}
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """What ``GET /metadata`` returns; convention fields are None for plain MLflow models."""
+
+    full_name: str | None
+    instance: str | None
+    version: str | None
+    data_date: str | None
+    registered_model: str | None
+    mlflow_version: int | None
+    run_id: str | None
+    source: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ServedModel:
+    """A model ready to serve.
+
+    Args:
+        pyfunc: the loaded ``mlflow.pyfunc.PyFuncModel``.
+        metadata: names and links for ``/metadata`` and the prediction log.
+    """
+
+    def __init__(self, pyfunc: Any, metadata: ModelMetadata) -> None:
+        self.pyfunc = pyfunc
+        self.metadata = metadata
+        self.schema = _schema(pyfunc)
+        self._predict, self._takes_array = _fast_predict(pyfunc, self.schema)
+        self._example = _input_example(pyfunc)
+
+    @classmethod
+    def from_registry(cls, ref: str, settings: Any) -> ServedModel:
+        """Resolve ``ref`` (full name, ``instance@alias``, ``models:/``) and load it.
+
+        Raises:
+            InvalidModelName, ModelNotFound: bad or unknown reference.
+        """
+        import mlflow
+
+        from workbench.registry import Registry
+
+        instance = Registry(settings).resolve(ref)
+        mlflow.set_tracking_uri(settings.tracking_uri)
+        pyfunc = mlflow.pyfunc.load_model(instance.uri)
+        return cls(pyfunc, ModelMetadata(
+            full_name=instance.full_name,
+            instance=instance.registered_model if instance.full_name else None,
+            version=instance.model_version,
+            data_date=instance.data_date,
+            registered_model=instance.registered_model,
+            mlflow_version=instance.number,
+            run_id=instance.run_id,
+            source=instance.uri,
+        ))
+
+    @classmethod
+    def from_directory(cls, path: Path, metadata: ModelMetadata) -> ServedModel:
+        """Load a model saved in MLflow format (as a serving image holds it)."""
+        import mlflow
+
+        return cls(mlflow.pyfunc.load_model(str(path)), metadata)
+
+    @property
+    def name(self) -> str:
+        return self.metadata.full_name or self.metadata.source
+
+    def signature_json(self) -> dict[str, Any] | None:
+        import json
+
+        signature = self.pyfunc.metadata.signature
+        if signature is None:
+            return None
+        # MLflow stores each part as a JSON string; nest them as objects.
+        return {k: json.loads(v) if isinstance(v, str) else v for k, v in signature.to_dict().items()}
+
+    def predict(self, batch: Batch) -> list[Any]:
+        """Predictions for a validated batch, as JSON-ready values."""
+        import pandas as pd
+
+        if self._takes_array:
+            import numpy as np
+
+            result = self._predict(np.array([batch.values[c] for c in batch.columns], dtype=float).T)
+        else:
+            result = self._predict(pd.DataFrame(batch.values, columns=batch.columns))
+        if hasattr(result, "tolist"):
+            return result.tolist()
+        if isinstance(result, pd.DataFrame):
+            return result.to_dict(orient="records")
+        return list(result)
+
+    def warm_up(self) -> None:
+        """One prediction, so the first request does not pay for lazy initialisation."""
+        if self._example is not None:
+            example = self._example
+            self._predict(example.to_numpy(dtype=float) if self._takes_array else example)
+
+
+def _schema(pyfunc: Any) -> list[Column] | None:
+    schema = pyfunc.metadata.get_input_schema()
+    if schema is None or not schema.has_input_names():
+        return None
+    columns = []
+    for spec in schema.inputs:
+        kind = _KINDS.get(getattr(spec.type, "name", ""), "any")
+        columns.append(Column(spec.name, kind, nullable=kind in ("float", "any"),
+                              required=getattr(spec, "required", True)))
+    return columns
+
+
+def _fast_predict(pyfunc: Any, schema: list[Column] | None) -> tuple[Any, bool]:
+    """The cheapest correct predict function, and whether it takes a float array.
+
+    A plain scikit-learn estimator (no pipeline, no column transformer) fitted on numeric
+    columns in signature order computes the same thing from a float array as from a
+    DataFrame; a DataFrame costs ~250 us of feature-name checks per call. Everything else
+    gets a DataFrame: pipelines select columns by name.
+    """
+    if "sklearn" not in pyfunc.metadata.flavors:
+        return pyfunc.predict, False
+    try:
+        raw = pyfunc.get_raw_model()
+    except Exception:  # noqa: BLE001 - fall back to pyfunc
+        return pyfunc.predict, False
+    if not hasattr(raw, "predict"):
+        return pyfunc.predict, False
+    names = list(getattr(raw, "feature_names_in_", []))
+    composite = any(hasattr(raw, attr) for attr in ("steps", "transformers", "estimators"))
+    if (schema and not composite and names == [c.name for c in schema]
+            and all(c.kind in ("float", "int") for c in schema)):
+        import copy
+
+        array_model = copy.copy(raw)
+        del array_model.feature_names_in_  # the names were checked here, once
+        return array_model.predict, True
+    return raw.predict, False
+
+
+def _input_example(pyfunc: Any) -> Any:
+    try:
+        return pyfunc.input_example
+    except Exception:  # noqa: BLE001 - models logged without one
+        return None
