@@ -7,6 +7,7 @@ the framework-free ``Scorer``. Both routes call the same ``Scorer.invoke``.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import re
 import uuid
@@ -124,6 +125,10 @@ def create_app(model: ServedModel, *, limits: Limits | None = None,
         if prediction_log is not None:
             prediction_log.start()
         scorer.warm_up()
+        # Everything loaded so far (MLflow, pandas, the model) lives as long as the process:
+        # freezing it keeps full garbage collections, which the prediction log's queued
+        # records trigger, from scanning millions of objects in the middle of a request.
+        gc.freeze()
         yield
         # Uvicorn has drained in-flight requests by now (SIGTERM); write what they logged.
         if prediction_log is not None:

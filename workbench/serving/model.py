@@ -43,6 +43,7 @@ class ServedModel:
     """
 
     def __init__(self, pyfunc: Any, metadata: ModelMetadata) -> None:
+        _one_thread_per_worker()
         self.pyfunc = pyfunc
         self.metadata = metadata
         self.schema = _schema(pyfunc)
@@ -115,6 +116,16 @@ class ServedModel:
         if self._example is not None:
             example = self._example
             self._predict(example.to_numpy(dtype=float) if self._takes_array else example)
+
+
+def _one_thread_per_worker() -> None:
+    """Limit BLAS/OpenMP pools to one thread: a server worker is one core's worth of work,
+    and a thread pool spun up per one-row prediction costs more than the prediction."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    threadpool_limits(limits=1)
 
 
 def _schema(pyfunc: Any) -> list[Column] | None:
