@@ -66,6 +66,12 @@ def models(registry, demo_data):
                           churn_frame[list(FEATURES)], churn_frame[TARGET]), churn_frame[list(FEATURES)])
     picky = _register(registry, ModelName("picky", "v1", "20240101"), Picky(),
                       pd.DataFrame({"x": [1.0, 2.0]}))
+    mlflow.set_tracking_uri(registry.settings.tracking_uri)
+    mlflow.set_registry_uri(registry.settings.tracking_uri)
+    mlflow.set_experiment("plain-serving")
+    with mlflow.start_run():  # registered the plain MLflow way, outside the naming convention
+        mlflow.sklearn.log_model(LogisticRegression(max_iter=500).fit(X, y), name="model",
+                                 registered_model_name="PlainServe", input_example=X.head(3))
     return {"iris": (iris, X), "churn": (churn, churn_frame), "picky": (picky, None)}
 
 
@@ -219,6 +225,18 @@ def test_nulls_in_float_columns_are_missing_values(churn_server, models):
     rows.loc[rows.index[0], "total_charges"] = np.nan
     status, body, _ = churn_server.post(_split(rows))
     assert status == 200 and len(body["predictions"]) == 3
+
+
+def test_a_plain_mlflow_model_is_served_with_null_metadata(settings, models, tmp_path):
+    server = Server(settings, "models:/PlainServe/1", tmp_path)
+    try:
+        meta = json.loads(server.get("/metadata")[1])
+        assert meta["registered_model"] == "PlainServe" and meta["mlflow_version"] == 1
+        assert meta["full_name"] is None and meta["version"] is None and meta["data_date"] is None
+        status, body, _ = server.post({"dataframe_split": {"columns": IRIS_COLUMNS, "data": [[5.1, 3.5, 1.4, 0.2]]}})
+        assert status == 200 and body == {"predictions": [0]}
+    finally:
+        server.stop()
 
 
 def test_a_model_that_raises_is_a_500_with_the_request_id(settings, models, tmp_path):
