@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+from _proc import say, wait_until_quiet
 
 BUDGET_S = 0.5
 PARAMETERS_SOURCE = "n = 10"
@@ -52,10 +53,6 @@ class Variant:
     action: Callable[[], None]
     anchor: str | None = None  # key of the variant this one is compared with
     times: list[float] = field(default_factory=list)
-
-
-def say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
 
 
 def write_inputs(folder: Path) -> tuple[Path, Path]:
@@ -163,35 +160,6 @@ def measure(variants: list[Variant], repeat: int, folder: Path, settings) -> Non
             check_outputs(folder, settings)
 
 
-def wait_until_quiet(pid: int, limit_s: float = 30.0, busy: float = 0.15) -> None:
-    """Wait (up to ``limit_s``) until the server's process group uses under ``busy`` of a CPU.
-
-    Just after start-up the server and MLflow's job-runner consumers keep a CPU busy for
-    a while; timing during that would charge their start-up to whichever variant ran.
-    """
-    from workbench.platforms.embedded import group_members
-
-    def cpu_ticks() -> int:
-        total = 0
-        for member in group_members(pid):
-            try:
-                fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            total += int(fields[11]) + int(fields[12])  # utime + stime
-        return total
-
-    hz = os.sysconf("SC_CLK_TCK")
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        before = cpu_ticks()
-        time.sleep(1.0)
-        share = (cpu_ticks() - before) / hz
-        if share < busy:
-            return
-        say(f"waiting for the server to settle (it uses {share:.0%} of a CPU)")
-
-
 def report(variants: list[Variant], repeat: int) -> tuple[str, bool]:
     by_key = {v.key: v for v in variants}
     median = {v.key: statistics.median(v.times) for v in variants}
@@ -246,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         platform = EmbeddedPlatform(settings, workers=1)
         say(f"benchmark directory: {folder}")
         status = platform.up(say)
-        wait_until_quiet(status.pid)
+        wait_until_quiet([status.pid])
         load_before = os.getloadavg()[0]
         variants = build_variants(folder, notebook, script, settings)
         # MLflow prints "View run ..." links on stdout; keep stdout for the table.

@@ -46,6 +46,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from _proc import cpu_ticks, say, wait_until_quiet
+
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 MODEL = ("iris", "v1", "20240101")
 TARGET_CONNECTIONS = 8
@@ -55,10 +57,6 @@ TARGET_100ROW_RATIO = 3.0
 WARMUP_S = 2
 STARTUP_TIMEOUT_S = 180.0
 WRK_TIMEOUT = "10s"
-
-
-def say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
 
 
 # -- wrk ---------------------------------------------------------------------------------------
@@ -170,19 +168,6 @@ def register_iris(settings) -> None:
     say(f"registered {name} as models:/{instance.registered_model}/{instance.number}")
 
 
-def cpu_ticks(pgid: int) -> int:
-    from workbench.platforms.embedded import group_members
-
-    total = 0
-    for member in group_members(pgid):
-        try:
-            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime + stime
-    return total
-
-
 def core_busy_ticks(core: int) -> int:
     """Ticks core ``core`` spent not idle (``/proc/stat``: all but idle and iowait)."""
     for line in Path("/proc/stat").read_text().splitlines():
@@ -190,23 +175,6 @@ def core_busy_ticks(core: int) -> int:
             ticks = [int(v) for v in line.split()[1:]]
             return sum(ticks) - ticks[3] - ticks[4]
     raise RuntimeError(f"no cpu{core} line in /proc/stat")
-
-
-def wait_until_quiet(pgids: list[int], limit_s: float = 30.0, busy: float = 0.15) -> None:
-    """Wait (up to ``limit_s``) until these process groups together use under ``busy`` of a CPU.
-
-    Just after start-up the tracking server (and its job runner) and a fresh model server
-    keep a CPU busy for a while; measuring during that would charge it to the server under test.
-    """
-    hz = os.sysconf("SC_CLK_TCK")
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        before = sum(cpu_ticks(p) for p in pgids)
-        time.sleep(1.0)
-        share = (sum(cpu_ticks(p) for p in pgids) - before) / hz
-        if share < busy:
-            return
-        say(f"waiting for the servers to settle (they use {share:.0%} of a CPU)")
 
 
 # -- the model servers ---------------------------------------------------------------------------

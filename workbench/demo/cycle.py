@@ -202,7 +202,7 @@ def serve_and_replay(settings: Settings, table: Path, summary: DemoSummary,
             summary.served_model = json.loads(response.read())["full_name"]
         progress(f"  {summary.served_model} answers at {url}")
         frame = pd.read_csv(table)[list(FEATURES)]
-        summary.serving = replay(url, frame, concurrency=4, progress=progress)
+        summary.serving = replay(url, frame, concurrency=2, progress=progress)
     finally:
         server.send_signal(signal.SIGTERM)
         try:
