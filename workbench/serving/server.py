@@ -46,6 +46,8 @@ def serve(
     instance = Registry(settings).resolve(ref)
     store = settings.prediction_store_url if log_url is None else log_url
     os.environ.update(settings.as_env())
+    # A server log wants lines, not a download progress bar per worker.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ[serving_app.ENV_MODEL] = instance.uri
     os.environ[serving_app.ENV_LOG_URL] = store
     if max_rows:
