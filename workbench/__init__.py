@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING, Any
 from workbench._version import __version__
 from workbench.config import Settings
 from workbench.errors import (
+    DriftDetected,
     InvalidModelName,
     JobFailed,
     JobKilled,
     ModelAlreadyRegistered,
     ModelNotFound,
+    MonitoringError,
     ParameterError,
     PlatformError,
     WorkbenchError,
@@ -24,6 +26,7 @@ from workbench.naming import ModelName, ModelRef, build_name, parse_ref
 
 if TYPE_CHECKING:
     from workbench.jobs import JobResult, JobSpec, run_job
+    from workbench.monitoring.service import check_model_drift
     from workbench.platforms import EmbeddedPlatform
     from workbench.predict import predict_file, predict_frame
     from workbench.registry import Instance, Registry
@@ -37,12 +40,13 @@ _LAZY = {
     "run_job": "workbench.jobs",
     "predict_file": "workbench.predict",
     "predict_frame": "workbench.predict",
+    "check_model_drift": "workbench.monitoring.service",
 }
 
 __all__ = [
     "__version__", "Settings", "ModelName", "ModelRef", "build_name", "parse_ref",
     "WorkbenchError", "InvalidModelName", "ModelNotFound", "ModelAlreadyRegistered",
-    "ParameterError", "PlatformError", "JobFailed", "JobKilled",
+    "ParameterError", "PlatformError", "JobFailed", "JobKilled", "MonitoringError", "DriftDetected",
     *_LAZY, "load_ipython_extension",
 ]
 

@@ -265,6 +265,65 @@ def serve(ref: str, host: str, port: int, workers: int, max_rows: int | None,
                max_body_bytes=max_body_bytes, log_url="" if no_log else log_url, progress=_say)
 
 
+# -- monitoring ----------------------------------------------------------------------------------
+@cli.group()
+def monitor() -> None:
+    """Monitoring: current data against a model's reference profile."""
+
+
+@monitor.command("drift")
+@click.argument("ref")
+@click.option("--current", type=click.Path(path_type=Path),
+              help="CSV/Parquet file of current data (default: the model's logged predictions)")
+@click.option("--since", help="logged predictions from: 2024-04-01, 2024-04-01T12:00, 20240401, 7d")
+@click.option("--until", help="logged predictions before this time (a date includes its day)")
+@click.option("--thresholds-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="YAML mapping of thresholds, e.g. psi_drift: 0.3")
+@click.option("-t", "--threshold", "threshold_values", nargs=2, multiple=True, metavar="NAME VALUE",
+              help="set one threshold (psi_warn, psi_drift, ks_pvalue, ks_drift, js_drift, ...)")
+@click.option("--report-dir", type=click.Path(path_type=Path),
+              help="where to write the report (default: under the state directory)")
+@click.option("--json", "as_json", is_flag=True, help="print the JSON summary instead of the table")
+def monitor_drift(ref: str, current: Path | None, since: str | None, until: str | None,
+                  thresholds_file: Path | None, threshold_values: tuple[tuple[str, str], ...],
+                  report_dir: Path | None, as_json: bool) -> None:
+    """Check REF's current data for drift; log the report to MLflow.
+
+    Exit status: 0 ok or warn, 1 drift, 2 the check cannot be made (bad input).
+    """
+    import os
+
+    from workbench.monitoring.drift import Thresholds
+    from workbench.monitoring.service import check_model_drift
+
+    # The command says what it does step by step; MLflow's download bars would drown that.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    thresholds = Thresholds.from_yaml(thresholds_file.read_text() if thresholds_file else "",
+                                      dict(threshold_values))
+    check = check_model_drift(ref, _settings(), current=current, since=since, until=until,
+                              thresholds=thresholds, report_dir=report_dir, progress=_say)
+    if as_json:
+        click.echo(check.summary_json.read_text())
+    else:
+        click.echo(_table(
+            ["feature", "kind", "status", "psi", "test", "statistic", "p_value", "js", "missing"],
+            [[r["feature"], r["kind"], r["status"], _number(r["psi"], ".3f"), r["test"],
+              _number(r["statistic"], ".3f" if r["test"] == "ks" else ".1f"),
+              _number(r["p_value"], ".2g"), _number(r["js_distance"], ".3f"),
+              f"{r['missing_reference']:.1%} -> {r['missing_current']:.1%}"]
+             for r in check.result.rows()],
+        ))
+        click.echo(f"verdict: {check.result.summary_line()}")
+    for note in check.result.notes:
+        _say(f"note: {note}")
+    _say(f"report: {check.report_html}")
+    check.raise_for_drift()
+
+
+def _number(value: float | None, spec: str) -> str:
+    return "-" if value is None or value != value else format(value, spec)
+
+
 # -- lab -----------------------------------------------------------------------------------------
 @cli.command("lab")
 @click.option("--port", type=int, help="JupyterLab port (default 8888 or WORKBENCH_LAB_PORT)")

@@ -89,3 +89,56 @@ class MissingDependency(WorkbenchError, ImportError):
         )
         self.package = package
         self.extra = extra
+
+
+class MonitoringError(WorkbenchError):
+    """A drift check cannot be made from what it was given (exit status 2).
+
+    The drift command keeps exit status 1 for "drift found", so every reason a check cannot
+    run at all (bad input, an unreachable store) exits with 2.
+    """
+
+    exit_code = 2
+
+
+class UnknownMonitoredModel(MonitoringError, ModelNotFound):
+    """The model a drift check names does not exist (or the reference is malformed)."""
+
+
+class ProfileError(MonitoringError, ValueError):
+    """A reference profile cannot be built from a frame, or a stored one cannot be read."""
+
+
+class ProfileNotFound(MonitoringError, LookupError):
+    """A model version has no reference profile to check drift against."""
+
+
+class NoCurrentData(MonitoringError):
+    """There is nothing to compare: an empty file, or no predictions in the time window."""
+
+
+class SchemaMismatch(MonitoringError, ValueError):
+    """Current data lacks the model's input columns, or holds a different kind of value.
+
+    Attributes:
+        missing: input columns the current data lacks.
+    """
+
+    def __init__(self, message: str, missing: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+class DriftDetected(WorkbenchError):
+    """A drift check's verdict is ``drift`` (exit status 1).
+
+    Attributes:
+        drifted: the names of the drifted features (``prediction`` for the model's output).
+        run_id: the monitoring run that holds the report, when one was logged.
+    """
+
+    def __init__(self, message: str, drifted: tuple[str, ...] = (),
+                 run_id: str | None = None) -> None:
+        super().__init__(message)
+        self.drifted = drifted
+        self.run_id = run_id

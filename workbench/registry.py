@@ -40,6 +40,7 @@ MODEL_NAME_TAG = "model_name"
 MODEL_VERSION_TAG = "model_version"
 DATA_DATE_TAG = "data_date"
 AUDIT_PREFIX = "workbench.promotion"
+PROFILE_TAG = "workbench.profile"
 
 
 @dataclass(frozen=True, repr=False)
@@ -134,6 +135,9 @@ class Registry:
         """Log ``model`` under ``run_id`` and register it as the instance ``name``.
 
         The signature is inferred from ``input_example`` (and the model's predictions on it).
+        So is the reference profile drift checks compare with (``reference_profile.json``
+        among the model's files, named by the model version tag ``workbench.profile``); a
+        frame that cannot be profiled only costs the profile, with a warning.
 
         Raises:
             ModelAlreadyRegistered: ``name`` exists already (full names are immutable).
@@ -159,7 +163,8 @@ class Registry:
 
         with tempfile.TemporaryDirectory(prefix="workbench-model-") as tmp:
             local = Path(tmp) / "model"
-            _save_model(model, local, input_example)
+            outputs = _save_model(model, local, input_example)
+            profiled = input_example is not None and _save_profile(local, input_example, outputs)
             logged = self.client.create_logged_model(
                 run.info.experiment_id, name=str(name), source_run_id=run_id, tags=tags
             )
@@ -172,8 +177,9 @@ class Registry:
         self._log_model_output(run_id, logged.model_id)
 
         self._ensure_registered_model(name.instance)
+        version_tags = {**tags, PROFILE_TAG: _profile_file()} if profiled else tags
         version = self.client.create_model_version(
-            name.instance, source=f"models:/{logged.model_id}", run_id=run_id, tags=tags,
+            name.instance, source=f"models:/{logged.model_id}", run_id=run_id, tags=version_tags,
             description=description, model_id=logged.model_id, await_creation_for=0,
         )
         self.client.set_registered_model_alias(name.instance, str(name), version.version)
@@ -413,12 +419,16 @@ def _current_user() -> str:
 
 
 # -- saving models ---------------------------------------------------------------------------
-def _save_model(model: Any, path: Path, input_example: pd.DataFrame | None) -> None:
-    """Save ``model`` in MLflow format with a signature and pinned requirements."""
+def _save_model(model: Any, path: Path, input_example: pd.DataFrame | None) -> Any:
+    """Save ``model`` in MLflow format with a signature and pinned requirements.
+
+    Returns:
+        The model's predictions on ``input_example`` (None without one).
+    """
     import mlflow
     from mlflow.models import infer_signature
 
-    signature = None
+    signature = outputs = None
     if input_example is not None:
         try:
             with warnings.catch_warnings():
@@ -452,6 +462,32 @@ def _save_model(model: Any, path: Path, input_example: pd.DataFrame | None) -> N
             f"cannot register a {type(model).__module__}.{type(model).__name__}: pass a "
             "scikit-learn estimator or pipeline, or an mlflow.pyfunc.PythonModel"
         )
+    return outputs
+
+
+def _save_profile(path: Path, frame: pd.DataFrame, outputs: Any) -> bool:
+    """Write the reference profile of ``frame`` (and ``outputs``) into the model folder.
+
+    Returns:
+        Whether it was written; a frame that cannot be profiled gives a warning instead.
+    """
+    from workbench.monitoring.profile import build_profile
+
+    try:
+        profile = build_profile(frame, outputs)
+    except Exception as exc:  # noqa: BLE001 - the profile is an extra; registering goes on
+        warnings.warn(f"no reference profile stored, drift checks will refuse this model: "
+                      f"{exc.__class__.__name__}: {exc}", UserWarning, stacklevel=3)
+        return False
+    (path / _profile_file()).write_text(profile.to_json(), encoding="utf-8")
+    return True
+
+
+def _profile_file() -> str:
+    # Imported here: the profile module needs numpy, which `import workbench.registry` avoids.
+    from workbench.monitoring.profile import PROFILE_FILE
+
+    return PROFILE_FILE
 
 
 def _is_sklearn(model: Any) -> bool:

@@ -1,0 +1,44 @@
+"""Monitoring: reference profiles, drift statistics, drift reports.
+
+- :mod:`~workbench.monitoring.profile`: ``build_profile`` summarises the training frame (and
+  the model's predictions on it) into a ``ReferenceProfile`` that ``Registry.register``
+  stores with the model version.
+- :mod:`~workbench.monitoring.drift`: ``check_drift`` compares current data with a profile
+  (PSI, Kolmogorov-Smirnov, chi-square, Jensen-Shannon, missing rates) under ``Thresholds``.
+- :mod:`~workbench.monitoring.report`: the HTML report with plots and the JSON summary.
+- :mod:`~workbench.monitoring.service`: ``check_model_drift`` does the I/O: the profile from
+  the registry, current data from a file or the prediction store, the report logged to a
+  monitoring run, ``drift_status`` on the model version.
+
+Imports are lazy: ``import workbench.monitoring`` costs nothing until a name is used.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from workbench.monitoring.drift import DriftResult, FeatureDrift, Thresholds, check_drift
+    from workbench.monitoring.profile import ReferenceProfile, build_profile
+    from workbench.monitoring.service import DriftCheck, check_model_drift, load_profile
+
+_LAZY = {
+    "ReferenceProfile": "workbench.monitoring.profile",
+    "build_profile": "workbench.monitoring.profile",
+    "Thresholds": "workbench.monitoring.drift",
+    "DriftResult": "workbench.monitoring.drift",
+    "FeatureDrift": "workbench.monitoring.drift",
+    "check_drift": "workbench.monitoring.drift",
+    "DriftCheck": "workbench.monitoring.service",
+    "check_model_drift": "workbench.monitoring.service",
+    "load_profile": "workbench.monitoring.service",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'workbench.monitoring' has no attribute {name!r}")
