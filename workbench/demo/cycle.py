@@ -5,13 +5,16 @@ regression) on January as a job and make it champion;  4. train v2 (gradient boo
 January;  5. compare and promote the better one, the other becomes challenger;  6. retrain
 the champion's configuration on February (a new instance of the same version) and promote
 it;  7. batch-score March with the champion;  8. serve the champion over REST, replay
-March against it one row per request, and count the logged predictions;  9. a summary.
+March against it one row per request, and count the logged predictions;  9. check March
+(the logged predictions) and April (a file) for drift against the champion's reference profile
+and say which instance to retrain;  10. a summary.
 
 Every step goes through the same library calls as the CLI, and the demo can run again:
 instances that exist are reused (full names are immutable), aliases are re-pointed.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from collections.abc import Callable
@@ -30,6 +33,7 @@ from workbench.serving.replay import ReplayStats
 Progress = Callable[[str], None]
 INSTANCE = "churn"
 TRAIN_MONTH, RETRAIN_MONTH, SCORE_MONTH = "20240131", "20240229", "20240331"
+DRIFT_MONTH = "20240430"  # the example data drifts from here on (workbench.demo.data.DRIFT_STARTS)
 CONFIGURATIONS = {
     "v1": {"algorithm": "logistic_regression", "features": "all", "hyperparameters": {"C": 1.0}},
     "v2": {"algorithm": "gradient_boosting", "features": "all",
@@ -49,6 +53,7 @@ class DemoSummary:
     serving: ReplayStats | None = None
     served_model: str = ""
     logged_predictions: int = 0
+    monitoring: list[str] = field(default_factory=list)
     seconds: float = 0.0
     metric: str = "roc_auc"
 
@@ -72,6 +77,9 @@ class DemoSummary:
                 f"REST serving ({self.served_model}): {s.requests} requests ({s.errors} errors) in "
                 f"{s.seconds:.1f} s, p50 {s.p50_ms:.1f} ms, p99 {s.p99_ms:.1f} ms; "
                 f"{self.logged_predictions} predictions logged")
+        if self.monitoring:
+            lines.append("Drift monitoring:")
+            lines += [f"  {line}" for line in self.monitoring]
         lines += [
             f"MLflow UI: {self.tracking_uri}   (models: {self.tracking_uri}/#/models/{INSTANCE})",
             "The platform keeps running: `workbench platform down` stops it, `workbench lab` opens the notebooks.",
@@ -88,10 +96,10 @@ def run_demo(settings: Settings, progress: Progress = lambda _: None) -> DemoSum
     started = time.monotonic()
     summary = DemoSummary(settings.tracking_uri, metric=settings.primary_metric)
 
-    progress("[1/8] example data")
+    progress("[1/9] example data")
     write_demo_data(settings.data_dir, progress=progress)
 
-    progress("[2/8] platform")
+    progress("[2/9] platform")
     if settings.tracking_uri == settings.embedded_tracking_uri:
         from workbench.platforms import EmbeddedPlatform
 
@@ -120,24 +128,24 @@ def run_demo(settings: Settings, progress: Progress = lambda _: None) -> DemoSum
         summary.promotions.append(f"{alias:<10} -> {instance.full_name}  ({reason})")
         progress(f"  {alias} -> {result.current.full_name}")
 
-    progress(f"[3/8] train {INSTANCE} v1 on {TRAIN_MONTH}")
+    progress(f"[3/9] train {INSTANCE} v1 on {TRAIN_MONTH}")
     v1 = train_instance("v1", TRAIN_MONTH, CONFIGURATIONS["v1"])
     promote(v1, "champion", "first model")
 
-    progress(f"[4/8] train {INSTANCE} v2 (another algorithm) on {TRAIN_MONTH}")
+    progress(f"[4/9] train {INSTANCE} v2 (another algorithm) on {TRAIN_MONTH}")
     v2 = train_instance("v2", TRAIN_MONTH, CONFIGURATIONS["v2"])
 
-    progress(f"[5/8] compare on {settings.primary_metric} and promote the better one")
+    progress(f"[5/9] compare on {settings.primary_metric} and promote the better one")
     ranked = registry.compare([str(v1.full_name), str(v2.full_name)])
     best, other = ranked[0], ranked[1]
     promote(best, "champion", f"best {settings.primary_metric} on {TRAIN_MONTH}")
     promote(other, "challenger", "runner-up")
 
-    progress(f"[6/8] retrain the champion's configuration ({best.model_version}) on {RETRAIN_MONTH}")
+    progress(f"[6/9] retrain the champion's configuration ({best.model_version}) on {RETRAIN_MONTH}")
     retrained = train_instance(str(best.model_version), RETRAIN_MONTH, CONFIGURATIONS[str(best.model_version)])
     promote(retrained, "champion", f"{best.model_version} retrained on newer data")
 
-    progress(f"[7/8] batch-score {SCORE_MONTH} with {INSTANCE}@champion as a job")
+    progress(f"[7/9] batch-score {SCORE_MONTH} with {INSTANCE}@champion as a job")
     output = settings.home / "predictions" / f"churn_{SCORE_MONTH}_scored.csv"
     batch = resources.notebook("batch_predict.ipynb", settings.project_root)
     run_job(JobSpec(batch, {
@@ -148,8 +156,12 @@ def run_demo(settings: Settings, progress: Progress = lambda _: None) -> DemoSum
     summary.predictions = output
     summary.predicted_rows = _rows(output)
 
-    progress(f"[8/8] serve {INSTANCE}@champion over REST and replay {SCORE_MONTH} against it")
+    progress(f"[8/9] serve {INSTANCE}@champion over REST and replay {SCORE_MONTH} against it")
+    serving_started = dt.datetime.now(dt.timezone.utc)
     serve_and_replay(settings, demo_data_path(settings.data_dir, SCORE_MONTH), summary, progress)
+
+    progress(f"[9/9] check {SCORE_MONTH} (logged predictions) and {DRIFT_MONTH} for drift")
+    check_months(settings, registry, serving_started, summary, progress)
 
     summary.instances = [
         i for i in registry.list_instances(INSTANCE) if i.full_name
@@ -162,7 +174,6 @@ def serve_and_replay(settings: Settings, table: Path, summary: DemoSummary,
                      progress: Progress) -> None:
     """Start `workbench serve` as its own process, replay ``table``, stop it (SIGTERM
     flushes the prediction log), and count what was logged."""
-    import datetime as dt
     import os
     import signal
     import subprocess
@@ -212,6 +223,35 @@ def serve_and_replay(settings: Settings, table: Path, summary: DemoSummary,
             server.wait()
     summary.logged_predictions = len(read_predictions(
         settings.prediction_store_url, summary.served_model, since=started))
+
+
+def check_months(settings: Settings, registry: Registry, since: dt.datetime,
+                 summary: DemoSummary, progress: Progress) -> None:
+    """Drift checks against the champion: March as the REST server logged it, April as a file."""
+    from workbench.monitoring import check_model_drift
+
+    champion = registry.resolve(f"{INSTANCE}@champion")
+    checks = [
+        (SCORE_MONTH, "the predictions served", check_model_drift(
+            champion, settings, since=since, registry=registry, progress=progress)),
+        (DRIFT_MONTH, "a file", check_model_drift(
+            champion, settings, current=demo_data_path(settings.data_dir, DRIFT_MONTH),
+            registry=registry, progress=progress)),
+    ]
+    for month, source, check in checks:
+        drifted = ", ".join(check.result.drifted) or "-"
+        summary.monitoring.append(
+            f"{month} ({source}): {check.verdict:<5} drifted features: {drifted}  report: {check.run_url or check.report_html}")
+    drifting = [month for month, _, check in checks if check.verdict == "drift"]
+    if drifting:
+        month = drifting[0]
+        summary.monitoring.append(
+            f"-> retrain {champion.model_version} on {month}: workbench run notebooks/train.ipynb "
+            f"-p version {champion.model_version} -p data_date {month} "
+            f"-p data_path {demo_data_path(settings.data_dir, month)}   (new instance "
+            f"{INSTANCE}_{champion.model_version}_{month}, then compare and promote)")
+    else:
+        summary.monitoring.append("-> no drift: the champion stays")
 
 
 def _rows(path: Path) -> int:
