@@ -23,6 +23,10 @@ def test_demo_runs_the_whole_cycle_twice(tmp_path):
         assert first.returncode == 0, first.stderr[-3000:]
         assert "churn_v1_20240131" in first.stdout and "churn_v2_20240131" in first.stdout
         assert "Batch predictions: 5000 rows" in first.stdout
+        assert "5000 requests (0 errors)" in first.stdout and "; 5000 predictions logged" in first.stdout
+        assert "20240331 (the predictions served): ok" in first.stdout
+        assert "20240430 (a file): drift drifted features: monthly_charges, usage_gb, contract" in first.stdout
+        assert "-> retrain v2 on 20240430" in first.stdout
         assert f"http://127.0.0.1:{port}" in first.stdout
         assert sorted(p.name for p in (tmp_path / "data").iterdir())[0] == "churn_20240131.csv"
 
@@ -31,6 +35,7 @@ def test_demo_runs_the_whole_cycle_twice(tmp_path):
         names = sorted(v.tags["model_name"] for v in versions)
         assert len(names) == 3 and names[0] == "churn_v1_20240131"
         champion = client.get_model_version_by_alias("churn", "champion")
+        assert champion.tags["drift_status"] == "drift"  # April, the last check
         challenger = client.get_model_version_by_alias("churn", "challenger")
         # The champion is the better January model's configuration, retrained on February.
         assert champion.tags["data_date"] == "20240229"
