@@ -242,3 +242,21 @@ def test_the_library_call_with_a_frame_and_thresholds(settings, registry, churn,
     assert check.report_html == tmp_path / "drift_report.html" and check.summary_json.is_file()
     assert json.loads(check.summary_json.read_text())["thresholds"]["psi_drift"] == 9
     check.raise_for_drift()  # ok: nothing raised
+
+
+def test_monitor_notebook_runs_as_a_scheduled_job(settings, churn, months):
+    """monitor.ipynb through `workbench run`: ok on February; fail_on_drift fails April's job."""
+    from workbench.errors import JobFailed
+    from workbench.jobs import JobSpec, run_job
+
+    notebook = Path(__file__).resolve().parents[2] / "notebooks" / "monitor.ipynb"
+    instance, _ = churn
+    ok = run_job(JobSpec(notebook, {"model_ref": instance.full_name,
+                                    "current_path": str(months["20240229"]), "fail_on_drift": "true"}),
+                 settings)
+    assert ok.status == "FINISHED"
+    with pytest.raises(JobFailed, match="DriftDetected") as raised:
+        run_job(JobSpec(notebook, {"model_ref": instance.full_name,
+                                   "current_path": str(months["20240430"]), "fail_on_drift": "true"}),
+                settings)
+    assert raised.value.output_notebook.is_file()
