@@ -111,33 +111,24 @@ def run(notebook: Path, parameters: tuple[tuple[str, str], ...], parameters_yaml
         parameters_file: Path | None, timeout: float | None, executor: str | None,
         experiment: str | None, kernel_name: str | None, image: str | None) -> None:
     """Run NOTEBOOK as a job with papermill; print the run id and output notebook."""
+    from workbench.jobs import JobSpec, run_job
     from workbench.jobs.tracking import BackgroundTracker
 
     settings = _settings()
     # Forked before papermill and MLflow are imported: each is imported on its own core.
     tracker = BackgroundTracker(settings)
     try:
-        _run(settings, tracker, notebook, parameters, parameters_yaml, parameters_file,
-             timeout, executor, experiment, kernel_name, image)
+        values: dict[str, Any] = {}
+        for source in (parameters_file.read_text() if parameters_file else None, parameters_yaml):
+            if source:
+                values.update(_yaml_mapping(source))
+        values.update(dict(parameters))
+        spec = JobSpec(notebook=notebook, parameters=values, executor=executor or settings.executor,
+                       experiment=experiment, timeout=timeout or 0.0, kernel_name=kernel_name,
+                       image=image)
+        result = run_job(spec, settings, tracker=tracker, progress=_say, show_progress=True)
     finally:
         tracker.close()
-
-
-def _run(settings: Settings, tracker: Any, notebook: Path, parameters: tuple[tuple[str, str], ...],
-         parameters_yaml: str | None, parameters_file: Path | None, timeout: float | None,
-         executor: str | None, experiment: str | None, kernel_name: str | None,
-         image: str | None) -> None:
-    from workbench.jobs import JobSpec, run_job
-
-    values: dict[str, Any] = {}
-    for source in (parameters_file.read_text() if parameters_file else None, parameters_yaml):
-        if source:
-            values.update(_yaml_mapping(source))
-    values.update(dict(parameters))
-    spec = JobSpec(notebook=notebook, parameters=values, executor=executor or settings.executor,
-                   experiment=experiment, timeout=timeout or 0.0, kernel_name=kernel_name,
-                   image=image)
-    result = run_job(spec, settings, tracker=tracker, progress=_say, show_progress=True)
     _say(f"job finished in {result.duration_s:.1f} s: {result.url}")
     click.echo(json.dumps({"run_id": result.run_id, "status": result.status,
                            "output_notebook": str(result.output_notebook)}))
