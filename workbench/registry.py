@@ -503,20 +503,11 @@ def _pinned(packages: list[str]) -> list[str]:
     # in a subprocess (seconds per registration) to guess the same list.
     from importlib.metadata import PackageNotFoundError, version
 
-    pins = [f"mlflow-skinny=={version('mlflow-skinny')}" if _has('mlflow-skinny') else "mlflow"]
-    for package in packages:
+    pins = []
+    for package in ["mlflow-skinny", *packages]:
         try:
             pins.append(f"{package}=={version(package)}")
         except PackageNotFoundError:
-            continue
+            if package == "mlflow-skinny":
+                pins.append("mlflow")
     return pins
-
-
-def _has(package: str) -> bool:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        version(package)
-    except PackageNotFoundError:
-        return False
-    return True

@@ -52,8 +52,11 @@ def declared_parameters(notebook: Path) -> dict[str, dict[str, Any]]:
     return {name: dict(p) for name, p in inspect_notebook(str(notebook)).items()}
 
 
-def check_parameters(notebook: Path, given: Mapping[str, Any]) -> dict[str, Any]:
+def check_parameters(notebook: Path, given: Mapping[str, Any],
+                     declared: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
     """Convert and check ``given`` against the notebook's declared parameters.
+
+    ``declared`` (from ``declared_parameters``) saves reading the notebook again.
 
     Returns:
         The parameters with command-line strings converted to the declared types.
@@ -61,7 +64,7 @@ def check_parameters(notebook: Path, given: Mapping[str, Any]) -> dict[str, Any]
     Raises:
         ParameterError: an unknown name, or a value that is not of the declared type.
     """
-    declared = declared_parameters(notebook)
+    declared = declared_parameters(notebook) if declared is None else declared
     unknown = sorted(set(given) - set(declared))
     if unknown:
         raise ParameterError(

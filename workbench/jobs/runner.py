@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench import lineage
@@ -51,9 +50,10 @@ def run_job(
         JobKilled: timeout or interrupt; the run is KILLED.
     """
     notebook = spec.notebook.resolve()
-    parameters = check_parameters(notebook, spec.parameters)
+    declared = declared_parameters(notebook)
+    parameters = check_parameters(notebook, spec.parameters, declared)
     executor = executors.get(spec.executor)
-    experiment = spec.experiment or _default_experiment(notebook, parameters, settings)
+    experiment = spec.experiment or _default_experiment(declared, parameters, settings)
     require_server(settings)
     if tracker is None:
         tracker = ClientTracker(client if client is not None else make_client(settings))
@@ -114,11 +114,12 @@ def run_job(
     raise (JobKilled if status == "KILLED" else JobFailed)(message, output, run_id)
 
 
-def _default_experiment(notebook: Path, parameters: dict[str, Any], settings: Settings) -> str:
+def _default_experiment(declared: dict[str, dict[str, Any]], parameters: dict[str, Any],
+                        settings: Settings) -> str:
     # One experiment per model instance: the notebook's `instance` parameter names it.
     if isinstance(parameters.get("instance"), str):
         return parameters["instance"]
-    default = declared_parameters(notebook).get("instance", {}).get("default")
+    default = declared.get("instance", {}).get("default")
     value = parse_literal(default) if isinstance(default, str) else None
     return value if isinstance(value, str) and value else settings.experiment
 

@@ -16,6 +16,7 @@ import orjson
 
 from workbench.serving.metrics import ServingMetrics
 from workbench.serving.model import ServedModel
+from workbench.serving.prediction_log import PredictionRecord
 from workbench.serving.protocol import Limits, RequestError, parse_body, to_batch
 
 log = logging.getLogger("workbench.serving")
@@ -75,8 +76,6 @@ class Scorer:
         latency = time.perf_counter() - started
         self.metrics.rows.inc(batch.rows)
         if self.prediction_log is not None:
-            from workbench.serving.prediction_log import PredictionRecord
-
             self.prediction_log.submit(PredictionRecord(
                 request_id=request_id, created_at=dt.datetime.now(dt.timezone.utc),
                 model_name=self.model.name, columns=batch.columns, inputs=batch.values,
