@@ -216,11 +216,25 @@ def models_compare(refs: tuple[str, ...], metric: str | None) -> None:
 @click.option("--alias", type=click.Choice(["champion", "challenger"]), default="champion",
               show_default=True)
 @click.option("--reason", default="", help="why (kept in the audit trail)")
-def models_promote(ref: str, alias: str, reason: str) -> None:
-    """Point champion (or challenger) at an instance."""
-    promotion = _registry().promote(ref, alias, reason=reason)
+@click.option("--force", is_flag=True, help="promote even if a gate refuses (needs --reason)")
+def models_promote(ref: str, alias: str, reason: str, force: bool) -> None:
+    """Point champion (or challenger) at an instance.
+
+    Gates refuse a champion worse than the current one on the primary metric, and an
+    instance whose last drift check found drift; --force --reason TEXT overrides them.
+    """
+    from workbench.errors import PromotionRefused
+
+    try:
+        promotion = _registry().promote(ref, alias, reason=reason, override=force)
+    except PromotionRefused as exc:
+        hint = (f"to promote it anyway: workbench models promote {ref} --alias {alias} "
+                "--force --reason TEXT")
+        raise PromotionRefused(exc.summary, exc.gates, exc.alias, exc.candidate, hint) from None
     previous = f" (was {promotion.previous.label})" if promotion.previous else ""
-    click.echo(f"{alias} -> {promotion.current.label}{previous}")
+    overridden = (f" [overrode the {', '.join(promotion.overridden)} gate]"
+                  if promotion.overridden else "")
+    click.echo(f"{alias} -> {promotion.current.label}{previous}{overridden}")
 
 
 # -- predictions ---------------------------------------------------------------------------------

@@ -39,6 +39,10 @@ class Settings:
         experiment: MLflow experiment used when a run names none.
         primary_metric: the metric ``compare`` sorts by and promotion gates use.
         greater_is_better: direction of ``primary_metric``.
+        promotion_gates: the checks ``promote`` makes before it moves an alias, comma
+            separated: ``metric`` (a new champion is not worse than the current one on
+            ``primary_metric``) and ``drift`` (the candidate's last drift check did not find
+            drift); empty turns them off.
         data_dir: where ``workbench demo data`` writes its example tables.
         lab_port: JupyterLab's port for ``workbench lab``.
         job_timeout: default job timeout in seconds (0 means none).
@@ -46,6 +50,10 @@ class Settings:
         startup_timeout: seconds ``platform up`` waits for the server to answer.
         prediction_store: SQLAlchemy URL where served predictions are logged (default:
             SQLite under ``home``).
+        base_image: the image the workbench and serving images are built FROM; it must
+            have Python 3.11 (the host's wheels are installed in it).
+        docker_network: network job and lab containers join (a compose platform's);
+            empty means the host's network when the tracking server is on loopback.
     """
 
     project_root: Path
@@ -56,12 +64,15 @@ class Settings:
     experiment: str = "workbench"
     primary_metric: str = "roc_auc"
     greater_is_better: bool = True
+    promotion_gates: str = "metric,drift"
     data_dir: Path = field(default=Path("data"))
     lab_port: int = 8888
     job_timeout: float = 0.0
     executor: str = "local"
     startup_timeout: float = 90.0
     prediction_store: str = ""
+    base_image: str = "python:3.11-slim"
+    docker_network: str = ""
 
     @property
     def jobs_dir(self) -> Path:

@@ -42,6 +42,29 @@ class UnsupportedModel(WorkbenchError, TypeError):
     """An object that the registry does not know how to log."""
 
 
+class PromotionRefused(WorkbenchError):
+    """A promotion gate failed; the alias stays where it was.
+
+    Attributes:
+        gates: the names of the gates that failed (``metric``, ``drift``).
+        alias: the alias that was not moved.
+        candidate: the label of the instance that was refused.
+        summary: what is wrong, without the hint on how to override (faces give their own).
+    """
+
+    def __init__(self, summary: str, gates: tuple[str, ...], alias: str, candidate: str,
+                 hint: str = "to promote it anyway, override the gate with a reason") -> None:
+        super().__init__(f"{summary}; {hint}" if hint else summary)
+        self.summary = summary
+        self.gates = gates
+        self.alias = alias
+        self.candidate = candidate
+
+
+class OverrideNeedsReason(WorkbenchError, ValueError):
+    """A promotion gate override was asked for without saying why."""
+
+
 class PlatformError(WorkbenchError):
     """The tracking platform cannot be started, reached or stopped."""
 
@@ -142,3 +165,29 @@ class DriftDetected(WorkbenchError):
         super().__init__(message)
         self.drifted = drifted
         self.run_id = run_id
+
+
+class DockerError(WorkbenchError):
+    """The Docker engine cannot be reached, or refused a request."""
+
+
+class ImageNotFound(DockerError, LookupError):
+    """An image a command needs is not on the engine; the message says how to build it."""
+
+
+class ImageBuildFailed(DockerError):
+    """``docker build`` failed.
+
+    Attributes:
+        image: the tag that was being built.
+        log_tail: the last lines of the build log, where the cause usually is.
+    """
+
+    def __init__(self, message: str, image: str, log_tail: str) -> None:
+        super().__init__(f"{message}\n--- last lines of the build log ---\n{log_tail}")
+        self.image = image
+        self.log_tail = log_tail
+
+
+class WheelhouseError(WorkbenchError):
+    """The host could not resolve the wheels an image installs (pip failed)."""

@@ -26,10 +26,13 @@ from workbench.errors import (
     InvalidModelName,
     ModelAlreadyRegistered,
     ModelNotFound,
+    OverrideNeedsReason,
+    PromotionRefused,
     UnsupportedModel,
     WorkbenchError,
 )
 from workbench.naming import PROMOTION_ALIASES, ModelName, ModelRef, parse_ref
+from workbench.promotion import GateFailure, check_gates
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -99,13 +102,17 @@ class Instance:
 
 @dataclass(frozen=True)
 class Promotion:
-    """What ``promote`` changed: ``alias`` moved from ``previous`` (if any) to ``current``."""
+    """What ``promote`` changed: ``alias`` moved from ``previous`` (if any) to ``current``.
+
+    ``overridden`` names the gates that refused it and were overridden (usually none).
+    """
 
     alias: str
     current: Instance
     previous: Instance | None
     by: str
     reason: str
+    overridden: tuple[str, ...] = ()
 
 
 class Registry:
@@ -350,6 +357,25 @@ class Registry:
         return ranked[0]
 
     # -- promoting -----------------------------------------------------------------------------
+    def check_promotion(self, ref: str | Instance, alias: str = "champion") -> list[GateFailure]:
+        """The promotion gates that would refuse pointing ``alias`` at ``ref`` now.
+
+        Faces call this to warn before they ask for a confirmation; ``promote`` checks again.
+
+        Raises:
+            InvalidModelName: ``alias`` is not a promotion alias, or ``ref`` is malformed.
+            ModelNotFound: ``ref`` resolves to nothing.
+            ConfigError: ``promotion_gates`` names an unknown gate.
+        """
+        _require_promotion_alias(alias)
+        target = self.resolve(ref)
+        return check_gates(target, self._alias_holder(target.registered_model, alias), alias,
+                           self.settings)
+
+    def _alias_holder(self, registered_model: str, alias: str) -> Instance | None:
+        holder = self._by_alias(registered_model, alias)
+        return self._instance(holder) if holder is not None else None
+
     def promote(
         self,
         ref: str | Instance,
@@ -357,21 +383,39 @@ class Registry:
         *,
         reason: str = "",
         by: str | None = None,
+        override: bool = False,
     ) -> Promotion:
         """Point ``alias`` (``champion`` or ``challenger``) at ``ref`` and record who, when, why.
+
+        The promotion gates (:mod:`workbench.promotion`) run first. ``override`` promotes
+        despite failed gates; it needs a ``reason``, and the audit trail names the gates
+        it overrode (tag ``workbench.promotion.<alias>.override``).
 
         Raises:
             InvalidModelName: ``alias`` is not a promotion alias.
             ModelNotFound: ``ref`` resolves to nothing.
+            PromotionRefused: a gate failed and ``override`` is False; nothing changed.
+            OverrideNeedsReason: ``override`` without a ``reason``.
+            ConfigError: ``promotion_gates`` names an unknown gate.
         """
-        if alias not in PROMOTION_ALIASES:
-            raise InvalidModelName(
-                f"alias {alias!r} is not a promotion alias; use one of {', '.join(PROMOTION_ALIASES)}",
-                "alias",
+        _require_promotion_alias(alias)
+        reason = reason.strip()
+        if override and not reason:
+            raise OverrideNeedsReason(
+                "overriding a promotion gate needs a reason for the audit trail; give one "
+                "(e.g. --reason 'metric measured on a newer month')"
             )
-        target = self.resolve(ref)
-        previous = self._by_alias(target.registered_model, alias)
-        previous_instance = self._instance(previous, with_run=False) if previous else None
+        # Resolved fresh even when given an Instance: the gates need its current tags.
+        target = self.resolve(f"models:/{ref.registered_model}/{ref.number}"
+                              if isinstance(ref, Instance) else ref)
+        previous_instance = self._alias_holder(target.registered_model, alias)
+        failures = check_gates(target, previous_instance, alias, self.settings)
+        if failures and not override:
+            raise PromotionRefused(
+                f"{alias} not moved to {target.label}: "
+                + "; and ".join(f.message for f in failures),
+                tuple(f.gate for f in failures), alias, target.label,
+            )
         by = by or _current_user()
         now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         self.client.set_registered_model_alias(target.registered_model, alias, str(target.number))
@@ -379,6 +423,8 @@ class Registry:
             f"{AUDIT_PREFIX}.{alias}.by": by,
             f"{AUDIT_PREFIX}.{alias}.at": now,
             f"{AUDIT_PREFIX}.{alias}.reason": reason or "-",
+            # Always written, so a later plain promotion does not inherit an old override.
+            f"{AUDIT_PREFIX}.{alias}.override": ",".join(f.gate for f in failures) or "-",
         }
         if previous_instance is not None and previous_instance.number != target.number:
             audit[f"{AUDIT_PREFIX}.{alias}.replaced"] = previous_instance.label
@@ -389,7 +435,7 @@ class Registry:
         for key, value in audit.items():
             self.client.set_model_version_tag(target.registered_model, str(target.number), key, value)
         return Promotion(alias, self.resolve(f"models:/{target.registered_model}/{target.number}"),
-                         previous_instance, by, reason)
+                         previous_instance, by, reason, tuple(f.gate for f in failures))
 
     # -- links ------------------------------------------------------------------------------
     def ui_url(self, instance: Instance) -> str:
@@ -405,6 +451,14 @@ def _convention_name(registered_model: str, tagged: str | None) -> ModelName | N
     except InvalidModelName:
         return None
     return name if name.instance == registered_model else None
+
+
+def _require_promotion_alias(alias: str) -> None:
+    if alias not in PROMOTION_ALIASES:
+        raise InvalidModelName(
+            f"alias {alias!r} is not a promotion alias; use one of {', '.join(PROMOTION_ALIASES)}",
+            "alias",
+        )
 
 
 def _quote(name: str) -> str:

@@ -50,8 +50,20 @@ def test_list_compare_promote_show(settings, two_instances):
 
     promoted = _cli(settings, "models", "promote", f"{instance}_v2_20240131", "--reason", "best auc")
     assert promoted.returncode == 0 and promoted.stdout.strip() == f"champion -> {instance}_v2_20240131"
-    again = _cli(settings, "models", "promote", f"{instance}_v1_20240131")
-    assert again.stdout.strip() == f"champion -> {instance}_v1_20240131 (was {instance}_v2_20240131)"
+    # v1 is worse on roc_auc: the metric gate refuses it, in one line that says how to override.
+    refused = _cli(settings, "models", "promote", f"{instance}_v1_20240131")
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert (f"error: champion not moved to {instance}_v1_20240131: {instance}_v1_20240131 has "
+            f"roc_auc 0.7100, worse than the champion {instance}_v2_20240131") in refused.stderr
+    assert "--force --reason TEXT" in refused.stderr
+    no_reason = _cli(settings, "models", "promote", f"{instance}_v1_20240131", "--force")
+    assert no_reason.returncode == 1 and "needs a reason" in no_reason.stderr
+    again = _cli(settings, "models", "promote", f"{instance}_v1_20240131", "--force",
+                 "--reason", "rollback")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == (f"champion -> {instance}_v1_20240131 (was {instance}_v2_20240131)"
+                                    " [overrode the metric gate]")
 
     shown = json.loads(_cli(settings, "models", "show", f"{instance}@champion").stdout)
     assert shown["full_name"] == f"{instance}_v1_20240131"

@@ -8,7 +8,14 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from workbench import lineage, tracking
-from workbench.errors import InvalidModelName, ModelAlreadyRegistered, ModelNotFound, UnsupportedModel
+from workbench.errors import (
+    InvalidModelName,
+    ModelAlreadyRegistered,
+    ModelNotFound,
+    OverrideNeedsReason,
+    PromotionRefused,
+    UnsupportedModel,
+)
 from workbench.naming import ModelName
 from workbench.registry import AUDIT_PREFIX
 
@@ -112,6 +119,42 @@ def test_promote_moves_the_alias_and_keeps_an_audit_trail(registry, unique_insta
 
     with pytest.raises(InvalidModelName, match="promotion alias"):
         registry.promote(a, "production")
+
+
+def test_promotion_gates_refuse_until_overridden_with_a_reason(registry, unique_instance):
+    good, _, _ = _register(registry, ModelName(unique_instance, "v1", "20240131"), metric=0.8)
+    worse, _, _ = _register(registry, ModelName(unique_instance, "v2", "20240131"), metric=0.7, seed=1)
+    registry.promote(good, "champion", by="alice")
+
+    with pytest.raises(PromotionRefused) as refused:
+        registry.promote(worse, "champion", reason="newer", by="bob")
+    assert refused.value.gates == ("metric",) and refused.value.candidate == worse.full_name
+    assert "\n" not in str(refused.value) and "override" in str(refused.value)
+    assert [f.gate for f in registry.check_promotion(worse, "champion")] == ["metric"]
+    assert "champion" in registry.resolve(str(good.full_name)).aliases  # nothing moved
+
+    # The drift tag monitoring writes gates both aliases.
+    registry.client.set_model_version_tag(unique_instance, str(worse.number), "drift_status", "drift")
+    with pytest.raises(PromotionRefused, match="found drift") as refused:
+        registry.promote(worse, "challenger", reason="try it")
+    assert refused.value.gates == ("drift",)
+    with pytest.raises(OverrideNeedsReason):
+        registry.promote(worse, "champion", override=True, reason="  ")
+
+    promotion = registry.promote(worse, "champion", reason="metric from an older month",
+                                 by="bob", override=True)
+    assert promotion.overridden == ("metric", "drift")
+    assert "champion" in registry.resolve(str(worse.full_name)).aliases
+    tags = registry.client.get_model_version(unique_instance, str(worse.number)).tags
+    assert tags[f"{AUDIT_PREFIX}.champion.override"] == "metric,drift"
+    assert tags[f"{AUDIT_PREFIX}.champion.reason"] == "metric from an older month"
+    assert tags[f"{AUDIT_PREFIX}.champion.by"] == "bob"
+
+    # Back to the better one: no gate fails, and the audit trail says no override.
+    registry.promote(good, "champion", by="alice")
+    tags = registry.client.get_model_version(unique_instance, str(good.number)).tags
+    assert tags[f"{AUDIT_PREFIX}.champion.override"] == "-"
+    assert tags[f"{AUDIT_PREFIX}.champion.replaced"] == worse.full_name
 
 
 def test_compare_sorts_by_the_primary_metric(registry, unique_instance):

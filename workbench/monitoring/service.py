@@ -38,6 +38,7 @@ from workbench.errors import (
 from workbench.monitoring.drift import DRIFT, DriftResult, Thresholds, check_drift, validate_frame
 from workbench.monitoring.profile import PREDICTION, ReferenceProfile
 from workbench.monitoring.report import REPORT_FILE, SUMMARY_FILE, write_report
+from workbench.promotion import DRIFT_CHECKED_AT_TAG, DRIFT_STATUS_TAG
 from workbench.registry import PROFILE_TAG, Instance, Registry
 
 if TYPE_CHECKING:
@@ -48,8 +49,6 @@ MONITORED_MODEL_TAG = "workbench.monitored_model"
 MONITORED_VERSION_TAG = "workbench.monitored_version"
 MONITORED_REGISTERED_MODEL_TAG = "workbench.monitored_registered_model"
 MONITORING_TAG = "workbench.monitoring"
-DRIFT_STATUS_TAG = "drift_status"
-DRIFT_CHECKED_AT_TAG = "drift_checked_at"
 DRIFT_RUN_TAG = "drift_run_id"
 
 Progress = Callable[[str], None]

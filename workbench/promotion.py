@@ -1,0 +1,111 @@
+"""Promotion gates: the checks a model instance passes before an alias moves to it.
+
+Two gates, both on by default (``Settings.promotion_gates``):
+
+``metric``
+    A new champion is not worse than the current champion on the primary metric (in the
+    direction ``greater_is_better`` says). A candidate without the metric fails when the
+    champion has it: nothing shows it is not worse. Only ``champion`` is gated this way: a
+    challenger is by definition the one to try against the champion, often a weaker one.
+``drift``
+    The candidate's last drift check (the ``drift_status`` model version tag that
+    ``workbench monitor drift`` writes) did not find drift. Gates ``champion`` and
+    ``challenger``: a model whose inputs drifted is no candidate for either.
+
+Re-pointing an alias at the instance that holds it already changes nothing and is not gated.
+Pure functions over :class:`~workbench.registry.Instance`; ``Registry.promote`` calls them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from workbench.errors import ConfigError
+
+if TYPE_CHECKING:
+    from workbench.config import Settings
+    from workbench.registry import Instance
+
+METRIC, DRIFT = "metric", "drift"
+GATES = (METRIC, DRIFT)
+GATES_BY_ALIAS = {"champion": (METRIC, DRIFT), "challenger": (DRIFT,)}
+DRIFT_STATUS_TAG = "drift_status"
+DRIFT_CHECKED_AT_TAG = "drift_checked_at"
+DRIFTED = "drift"
+
+
+@dataclass(frozen=True)
+class GateFailure:
+    """One gate that refuses a promotion, and why (one sentence, no hint how to override)."""
+
+    gate: str
+    message: str
+
+
+def configured_gates(settings: Settings) -> tuple[str, ...]:
+    """The gates ``settings.promotion_gates`` turns on, in a fixed order.
+
+    Raises:
+        ConfigError: it names a gate that does not exist.
+    """
+    names = {g.strip().lower() for g in settings.promotion_gates.split(",") if g.strip()}
+    unknown = sorted(names - set(GATES))
+    if unknown:
+        raise ConfigError(
+            f"promotion_gates names unknown gate(s) {', '.join(unknown)}; "
+            f"use a comma-separated subset of {', '.join(GATES)} (empty turns them off)"
+        )
+    return tuple(g for g in GATES if g in names)
+
+
+def check_gates(candidate: Instance, current: Instance | None, alias: str,
+                settings: Settings) -> list[GateFailure]:
+    """The gates that refuse pointing ``alias`` at ``candidate``; empty when it may move.
+
+    Args:
+        candidate: the instance to promote, with its run's metrics.
+        current: the instance that holds ``alias`` now (None when none does), with metrics.
+        alias: ``champion`` or ``challenger``.
+        settings: the primary metric, its direction and the configured gates.
+
+    Raises:
+        ConfigError: ``settings.promotion_gates`` names an unknown gate.
+    """
+    gates = [g for g in configured_gates(settings) if g in GATES_BY_ALIAS.get(alias, ())]
+    if current is not None and current.number == candidate.number:
+        return []
+    failures: list[GateFailure] = []
+    if METRIC in gates and current is not None:
+        failure = _metric_gate(candidate, current, alias, settings)
+        if failure:
+            failures.append(failure)
+    if DRIFT in gates and drift_status(candidate) == DRIFTED:
+        checked = candidate.tags.get(DRIFT_CHECKED_AT_TAG)
+        failures.append(GateFailure(
+            DRIFT, f"the last drift check of {candidate.label}"
+                   f"{' (' + checked + ')' if checked else ''} found drift",
+        ))
+    return failures
+
+
+def _metric_gate(candidate: Instance, current: Instance, alias: str,
+                 settings: Settings) -> GateFailure | None:
+    metric = settings.primary_metric
+    theirs = current.metrics.get(metric)
+    if theirs is None:
+        return None  # nothing to be worse than
+    mine = candidate.metrics.get(metric)
+    if mine is None:
+        return GateFailure(METRIC, f"{candidate.label} has no {metric} to compare with the "
+                                   f"{alias} {current.label} ({theirs:.4f})")
+    worse = mine < theirs if settings.greater_is_better else mine > theirs
+    if not worse:
+        return None
+    direction = "higher" if settings.greater_is_better else "lower"
+    return GateFailure(METRIC, f"{candidate.label} has {metric} {mine:.4f}, worse than the "
+                               f"{alias} {current.label} ({theirs:.4f}; {direction} is better)")
+
+
+def drift_status(instance: Instance) -> str | None:
+    """The verdict of the instance's last drift check (``ok``, ``drift``), None if unchecked."""
+    return instance.tags.get(DRIFT_STATUS_TAG)
