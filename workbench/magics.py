@@ -68,6 +68,8 @@ class WorkbenchMagics(Magics):
     @argument("--no-autolog", action="store_true", help="do not turn on MLflow autologging")
     @argument("--end", action="store_true", help="end the run (FINISHED)")
     @argument("--status", help="end the run with this status: FINISHED, FAILED or KILLED")
+    @argument("--board", action="store_true",
+              help="show the model board of the tracked instance (or of --instance)")
     @line_cell_magic
     @_one_line_errors
     def mlops_track(self, line: str, cell: str | None = None) -> Any:
@@ -76,18 +78,23 @@ class WorkbenchMagics(Magics):
         %mlops_track --instance churn --version v2 --data-date 20240131 --data data/jan.csv
         %mlops_track            (show the tracked run)
         %mlops_track --end      (or --status FAILED)
+        %mlops_track --board    (compare and promote the tracked instance's models)
         %%mlops_track ...       (a run scoped to the cell; FAILED if the cell raises)
         """
         args = parse_argstring(self.mlops_track, line)
         if args.end or args.status:
             return self._end(args.status or "FINISHED")
+        if args.board and cell is None and not any(
+            (args.experiment, args.version, args.data_date, args.data)
+        ):
+            return self._board(args.instance)
         if cell is None and not any(
             (args.experiment, args.instance, args.version, args.data_date, args.data)
         ) and tracking.active_run() is not None:
             return self._show()
         tracked = self._start(args, scoped=cell is not None)
         if cell is None:
-            return None
+            return self._board(args.instance) if args.board else None
         return self._run_scoped_cell(cell)
 
     def _start(self, args: Any, scoped: bool) -> tracking.TrackedRun:
@@ -126,6 +133,17 @@ class WorkbenchMagics(Magics):
         if run_id is None:
             raise UsageError("no active run to end; start one with %mlops_track --instance ...")
         print(f"mlops_track: run {run_id} ended {status.upper()}")
+
+    def _board(self, instance: str | None) -> Any:
+        run = tracking.active_run()
+        instance = (instance or self._tracked.get("instance")
+                    or (run.data.tags.get(tracking.INSTANCE_TAG) if run is not None else None))
+        if not instance:
+            raise UsageError("no tracked instance to show: pass one, "
+                             "%mlops_track --board --instance churn")
+        from workbench.widgets import ModelBoard  # ipywidgets only when a board is asked for
+
+        return ModelBoard(instance, registry=self.registry)
 
     def _show(self) -> None:
         run = tracking.active_run()

@@ -65,6 +65,7 @@ class Instance:
     metrics: dict[str, float] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)
     created_at: dt.datetime | None = None
+    experiment_id: str | None = None
 
     def __repr__(self) -> str:
         aliases = ", ".join(self.promotion_aliases)
@@ -263,12 +264,14 @@ class Registry:
         name = _convention_name(version.name, tags.get(MODEL_NAME_TAG))
         metrics: dict[str, float] = {}
         params: dict[str, str] = {}
+        experiment_id = None
         if with_run and version.run_id:
             from mlflow.exceptions import MlflowException
 
             try:
                 run = self.client.get_run(version.run_id)
                 metrics, params = dict(run.data.metrics), dict(run.data.params)
+                experiment_id = run.info.experiment_id
             except MlflowException:
                 pass  # a deleted run: the instance still resolves, without metrics
         created = (
@@ -288,6 +291,7 @@ class Registry:
             metrics=metrics,
             params=params,
             created_at=created,
+            experiment_id=experiment_id,
         )
 
     # -- listing and comparing -----------------------------------------------------------------
@@ -441,6 +445,14 @@ class Registry:
     def ui_url(self, instance: Instance) -> str:
         base = self.settings.tracking_uri.rstrip("/")
         return f"{base}/#/models/{instance.registered_model}/versions/{instance.number}"
+
+    def run_url(self, instance: Instance) -> str | None:
+        """The MLflow UI page of the run that trained ``instance`` (None if unknown)."""
+        if not (instance.run_id and instance.experiment_id):
+            return None
+        from workbench.tracking import run_ui_url
+
+        return run_ui_url(self.settings, instance.experiment_id, instance.run_id)
 
 
 def _convention_name(registered_model: str, tagged: str | None) -> ModelName | None:

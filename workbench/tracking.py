@@ -7,6 +7,7 @@ the notebook resumes the job's run instead of starting another.
 """
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -86,6 +87,58 @@ def _param_text(value: Any) -> str:
 
 def run_ui_url(settings: Settings, experiment_id: str, run_id: str) -> str:
     return f"{settings.tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One run of an experiment as the faces show it.
+
+    Attributes:
+        notebook: the notebook that ran (``workbench.notebook.path``), if recorded.
+        output_notebook: a job's executed notebook (``workbench.job.output_notebook``).
+        url: the run's page in the MLflow UI.
+    """
+
+    run_id: str
+    run_name: str
+    status: str
+    started_at: dt.datetime | None
+    params: dict[str, str]
+    metrics: dict[str, float]
+    notebook: str | None
+    output_notebook: str | None
+    url: str
+
+
+def list_runs(client: MlflowClient, settings: Settings, experiment: str,
+              max_results: int = 1000) -> list[RunSummary]:
+    """The runs of ``experiment`` (by name), newest first.
+
+    Raises:
+        TrackingError: no experiment has that name.
+    """
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        names = sorted(e.name for e in client.search_experiments())
+        raise TrackingError(f"no experiment {experiment!r} at {settings.tracking_uri}; "
+                            f"experiments: {', '.join(names) or 'none yet'}")
+    runs = client.search_runs([found.experiment_id], max_results=max_results,
+                              order_by=["attributes.start_time DESC"])
+    return [
+        RunSummary(
+            run_id=run.info.run_id,
+            run_name=run.info.run_name or run.info.run_id,
+            status=run.info.status,
+            started_at=(dt.datetime.fromtimestamp(run.info.start_time / 1000, tz=dt.timezone.utc)
+                        if run.info.start_time else None),
+            params=dict(run.data.params),
+            metrics=dict(run.data.metrics),
+            notebook=run.data.tags.get(lineage.NOTEBOOK_PATH),
+            output_notebook=run.data.tags.get(lineage.OUTPUT_NOTEBOOK),
+            url=run_ui_url(settings, run.info.experiment_id, run.info.run_id),
+        )
+        for run in runs
+    ]
 
 
 # -- the notebook side (fluent API) ----------------------------------------------------------

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,3 +46,18 @@ def env_for(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("WORKBENCH_PORT", str(settings.port))
     return settings
+
+
+@pytest.fixture
+def shell(env_for: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A real IPython shell with ``%load_ext workbench`` done, tracking to the test platform."""
+    import mlflow
+    from IPython.core.interactiveshell import InteractiveShell
+
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "workbench")
+    yield ip
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    InteractiveShell.clear_instance()

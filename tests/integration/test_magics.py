@@ -13,17 +13,6 @@ from workbench import lineage, tracking
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def shell(env_for, monkeypatch):
-    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "workbench")
-    yield ip
-    while mlflow.active_run() is not None:
-        mlflow.end_run()
-    InteractiveShell.clear_instance()
-
-
 def _run(run_id: str):
     return mlflow.MlflowClient().get_run(run_id)
 
