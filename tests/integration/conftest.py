@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 
+from workbench import lineage, tracking
 from workbench.config import Settings
 from workbench.demo.data import write_demo_data
-from workbench.registry import Registry
+from workbench.naming import ModelName
+from workbench.registry import Instance, Registry
 
 REPO = Path(__file__).resolve().parents[2]
 _names = itertools.count(1)
@@ -61,3 +65,30 @@ def shell(env_for: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     while mlflow.active_run() is not None:
         mlflow.end_run()
     InteractiveShell.clear_instance()
+
+
+@pytest.fixture
+def register(registry: Registry) -> Callable[..., Instance]:
+    """A function that trains, logs and registers one instance on columns a and b.
+
+    Its run gets ``auc`` as ``roc_auc`` (none when None), ``extra`` metrics, ``params``, and
+    a notebook path, as a training notebook's run would.
+    """
+    def make(name: ModelName, auc: float | None, params: dict[str, str] | None = None,
+             extra: dict[str, float] | None = None) -> Instance:
+        from sklearn.linear_model import LogisticRegression
+
+        rng = np.random.default_rng(name.version_number)
+        X = pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300)})
+        run_id = tracking.start_run(registry.client, name.instance, str(name),
+                                    {lineage.NOTEBOOK_PATH: "/project/notebooks/train.ipynb"},
+                                    params)
+        for metric, value in {**({"roc_auc": auc} if auc is not None else {}),
+                              **(extra or {"f1": 0.5})}.items():
+            registry.client.log_metric(run_id, metric, value)
+        model = LogisticRegression().fit(X, (X.a > 0).astype(int))
+        instance = registry.register(model, name, run_id=run_id, input_example=X)
+        registry.client.set_terminated(run_id)
+        return instance
+
+    return make

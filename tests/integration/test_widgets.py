@@ -5,15 +5,12 @@ promotion wrote, and that a refused promotion changed nothing.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pandas as pd
 import pytest
 from IPython.core.error import UsageError
-from sklearn.linear_model import LogisticRegression
 
-from workbench import lineage, tracking
+from workbench import tracking
 from workbench.errors import ModelNotFound
 from workbench.monitoring.service import check_model_drift
 from workbench.naming import ModelName
@@ -22,31 +19,10 @@ from workbench.widgets import ModelBoard, RunBrowser
 
 pytestmark = pytest.mark.integration
 
-Register = Callable[..., Instance]
-
 
 def _frame(rows: int = 300, shift: float = 0.0, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     return pd.DataFrame({"a": rng.normal(shift, 1, rows), "b": rng.normal(shift, 1, rows)})
-
-
-@pytest.fixture
-def register(registry: Registry) -> Register:
-    """Train, log and register one instance whose run has ``roc_auc`` = ``auc``."""
-    def make(name: ModelName, auc: float | None, params: dict[str, str] | None = None) -> Instance:
-        X = _frame(seed=name.version_number)
-        run_id = tracking.start_run(registry.client, name.instance, str(name),
-                                    {lineage.NOTEBOOK_PATH: "/project/notebooks/train.ipynb"},
-                                    params)
-        if auc is not None:
-            registry.client.log_metric(run_id, "roc_auc", auc)
-        registry.client.log_metric(run_id, "f1", 0.5)
-        model = LogisticRegression().fit(X, (X.a > 0).astype(int))
-        instance = registry.register(model, name, run_id=run_id, input_example=X)
-        registry.client.set_terminated(run_id)
-        return instance
-
-    return make
 
 
 def _audit(registry: Registry, instance: Instance) -> dict[str, str]:
