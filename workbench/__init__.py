@@ -20,6 +20,7 @@ from workbench.errors import (
     MonitoringError,
     ParameterError,
     PlatformError,
+    PromotionRefused,
     WorkbenchError,
 )
 from workbench.naming import ModelName, ModelRef, build_name, parse_ref
@@ -47,6 +48,7 @@ __all__ = [
     "__version__", "Settings", "ModelName", "ModelRef", "build_name", "parse_ref",
     "WorkbenchError", "InvalidModelName", "ModelNotFound", "ModelAlreadyRegistered",
     "ParameterError", "PlatformError", "JobFailed", "JobKilled", "MonitoringError", "DriftDetected",
+    "PromotionRefused",
     *_LAZY, "load_ipython_extension",
 ]
 

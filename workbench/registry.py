@@ -437,7 +437,8 @@ class Registry:
                 f"{AUDIT_PREFIX}.{alias}.retired_at", now,
             )
         for key, value in audit.items():
-            self.client.set_model_version_tag(target.registered_model, str(target.number), key, value)
+            self.client.set_model_version_tag(target.registered_model, str(target.number),
+                                              key, value)
         return Promotion(alias, self.resolve(f"models:/{target.registered_model}/{target.number}"),
                          previous_instance, by, reason, tuple(f.gate for f in failures))
 

@@ -62,9 +62,11 @@ def webdriver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     options.binary_location = str(CHROMIUM)
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1500,1100", f"--user-data-dir={profile}"):
+                 "--disable-dev-shm-usage", "--window-size=1500,1100",
+                 f"--user-data-dir={profile}"):
         options.add_argument(flag)
-    service = Service(executable_path=str(CHROMEDRIVER), log_output=str(Path(profile) / "driver.log"))
+    service = Service(executable_path=str(CHROMEDRIVER),
+                      log_output=str(Path(profile) / "driver.log"))
     driver = selenium_webdriver.Chrome(options=options, service=service)
     try:
         yield driver
@@ -99,7 +101,8 @@ def lab(settings: Settings, tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
     # No "get notified about Jupyter news?" toast over the board in the screenshot.
     notification = tmp_path / "lab-settings" / "@jupyterlab" / "apputils-extension"
     notification.mkdir(parents=True)
-    (notification / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
+    (notification / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false"}))
     log_path = tmp_path / "lab.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(

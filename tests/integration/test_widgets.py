@@ -100,7 +100,8 @@ def test_board_shows_gate_refusals_and_promotes_only_with_an_override_and_reason
     audit = _audit(registry, candidate)
     assert audit["champion.override"] == "metric,drift"
     assert audit["champion.reason"] == "April drift is seasonal; roc_auc measured on older data"
-    assert board.last_promotion is not None and board.last_promotion.overridden == ("metric", "drift")
+    assert board.last_promotion is not None
+    assert board.last_promotion.overridden == ("metric", "drift")
 
 
 def test_run_browser_lists_filters_and_links_runs(registry, register, unique_instance, settings):

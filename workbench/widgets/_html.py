@@ -38,7 +38,8 @@ def number(value: float | None) -> str:
 
 def key_metrics(metrics: Iterable[Mapping[str, float]], primary: str, most: int = 4) -> list[str]:
     """The primary metric first, then the others (not training-set ones), at most ``most``."""
-    names = sorted({m for ms in metrics for m in ms if not m.startswith(TRAINING_PREFIX)} - {primary})
+    names = sorted({m for ms in metrics for m in ms
+                    if not m.startswith(TRAINING_PREFIX)} - {primary})
     return [primary, *names][:most]
 
 

@@ -81,10 +81,10 @@ class ModelBoard(widgets.VBox):
                              "workbench-instances")
         self.comparison = _classed(widgets.HTML(), "workbench-comparison")
         self.promote_buttons = {
-            alias: _classed(widgets.Button(description=f"Promote to {alias}",
-                                           button_style="success" if alias == "champion" else "info",
-                                           layout=widgets.Layout(width="auto")),
-                            f"workbench-promote-{alias}")
+            alias: _classed(widgets.Button(
+                description=f"Promote to {alias}", layout=widgets.Layout(width="auto"),
+                button_style="success" if alias == "champion" else "info",
+            ), f"workbench-promote-{alias}")
             for alias in PROMOTION_ALIASES
         }
         for alias, button in self.promote_buttons.items():
@@ -98,9 +98,10 @@ class ModelBoard(widgets.VBox):
         self.override = _classed(widgets.Checkbox(description="override the failed gate(s)",
                                                   indent=False), "workbench-override")
         self.override.layout.display = _HIDDEN
-        self.confirm_button = _classed(widgets.Button(description="Confirm", button_style="warning"),
-                                       "workbench-confirm-button")
-        self.cancel_button = _classed(widgets.Button(description="Cancel"), "workbench-cancel-button")
+        self.confirm_button = _classed(
+            widgets.Button(description="Confirm", button_style="warning"), "workbench-confirm-button")
+        self.cancel_button = _classed(widgets.Button(description="Cancel"),
+                                      "workbench-cancel-button")
         self.confirm_button.on_click(self._shown_errors(lambda _: self.confirm()))
         self.cancel_button.on_click(lambda _: self.cancel())
         self.confirm_box = _classed(widgets.VBox(
@@ -176,7 +177,8 @@ class ModelBoard(widgets.VBox):
 
     def _draw_rows(self) -> None:
         metrics = self._metric_columns
-        headers = ["", "instance", "MLflow", "data_date", *metrics, "aliases", "drift", "created by"]
+        headers = ["", "instance", "MLflow", "data_date", *metrics,
+                   "aliases", "drift", "created by"]
         cells: list[widgets.Widget] = [widgets.HTML(f"<b>{esc(h)}</b>") for h in headers]
         for instance in self.rows:
             cells.append(self.checkboxes[instance.number])

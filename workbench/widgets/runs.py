@@ -70,7 +70,8 @@ class RunBrowser(widgets.VBox):
         Raises:
             TrackingError: the experiment is gone.
         """
-        self.runs = tracking.list_runs(self.registry.client, self.registry.settings, self.experiment)
+        self.runs = tracking.list_runs(self.registry.client, self.registry.settings,
+                                       self.experiment)
         self._draw()
 
     @property
