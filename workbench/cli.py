@@ -103,10 +103,12 @@ def platform_logs(lines: int) -> None:
 @click.option("-f", "--parameters-file", type=click.Path(exists=True, path_type=Path),
               help="parameters from a YAML file")
 @click.option("--timeout", type=float, default=None, help="kill the job after S seconds")
-@click.option("--executor", default=None, help="where to run: local (default)")
+@click.option("--executor", default=None,
+              help="where to run: local (default) or docker (a container of the workbench image)")
 @click.option("--experiment", default=None, help="MLflow experiment (default: the instance)")
 @click.option("--kernel", "kernel_name", default=None, help="Jupyter kernel name")
-@click.option("--image", default=None, help="container image, for the docker executor")
+@click.option("--image", default=None,
+              help="image for --executor docker (default: the workbench image of this version)")
 def run(notebook: Path, parameters: tuple[tuple[str, str], ...], parameters_yaml: str | None,
         parameters_file: Path | None, timeout: float | None, executor: str | None,
         experiment: str | None, kernel_name: str | None, image: str | None) -> None:
@@ -263,11 +265,38 @@ def predict(ref: str, input_path: Path, output_path: Path) -> None:
 @click.option("--no-log", is_flag=True, help="do not log predictions")
 def serve(ref: str, host: str, port: int, workers: int, max_rows: int | None,
           max_body_bytes: int | None, log_url: str | None, no_log: bool) -> None:
-    """Serve a model instance over HTTP (MLflow scoring protocol on /invocations)."""
+    """Serve a model instance (or a folder in MLflow format) over HTTP (MLflow scoring
+    protocol on /invocations)."""
     from workbench.serving.server import serve as run_server
 
     run_server(ref, _settings(), host=host, port=port, workers=workers, max_rows=max_rows,
                max_body_bytes=max_body_bytes, log_url="" if no_log else log_url, progress=_say)
+
+
+# -- images and packaging ------------------------------------------------------------------------
+@cli.group()
+def image() -> None:
+    """The workbench's images, built from a wheelhouse the host resolves."""
+
+
+@image.command("build")
+@click.argument("name", type=click.Choice(["workbench", "serving"]))
+def image_build(name: str) -> None:
+    """Build NAME: `workbench` (JupyterLab + job runner) or `serving` (the model runtime)."""
+    from workbench.packaging.images import build
+
+    built = build(name, _settings(), progress=_say)
+    click.echo(built.tag)
+
+
+@cli.command("package")
+@click.argument("ref")
+def package(ref: str) -> None:
+    """Build REF's REST serving image: workbench-model/{instance}:{version}_{data_date}."""
+    from workbench.packaging.model_image import package_model
+
+    packaged = package_model(ref, _settings(), progress=_say)
+    click.echo(packaged.tag)
 
 
 # -- monitoring ----------------------------------------------------------------------------------
@@ -333,7 +362,9 @@ def _number(value: float | None, spec: str) -> str:
 @cli.command("lab")
 @click.option("--port", type=int, help="JupyterLab port (default 8888 or WORKBENCH_LAB_PORT)")
 @click.option("--no-platform", is_flag=True, help="do not start the embedded platform")
-def lab(port: int | None, no_platform: bool) -> None:
+@click.option("--docker", "in_docker", is_flag=True, help="run Lab in a container of the workbench image")
+@click.option("--image", default=None, help="image for --docker (default: the workbench image)")
+def lab(port: int | None, no_platform: bool, in_docker: bool, image: str | None) -> None:
     """Start JupyterLab (127.0.0.1, token auth) with the magics in every kernel."""
     import os
 
@@ -344,9 +375,28 @@ def lab(port: int | None, no_platform: bool) -> None:
         from workbench.platforms import EmbeddedPlatform
 
         EmbeddedPlatform(settings).up(_say)
+    if in_docker:
+        _lab_in_docker(settings, port, image)
+        return
     command = lab_command(settings, port)
     _say(f"starting JupyterLab on {settings.host}:{port or settings.lab_port} (tracking: {settings.tracking_uri})")
     os.execve(command[0], command, lab_environment(settings))
+
+
+def _lab_in_docker(settings: Settings, port: int | None, image: str | None) -> None:
+    from workbench.lab import start_lab_container
+
+    lab = start_lab_container(settings, image=image, port=port, progress=_say)
+    click.echo(lab.url)
+    _say("Ctrl-C stops and removes the container")
+    try:
+        for chunk in lab.container.logs(stream=True, follow=True):
+            click.echo(chunk.decode("utf-8", "replace"), err=True, nl=False)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        lab.stop()
+        _say("JupyterLab container removed")
 
 
 # -- demo ----------------------------------------------------------------------------------------

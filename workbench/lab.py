@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from workbench.config import Settings
 from workbench.resources import shipped
@@ -38,3 +41,65 @@ def lab_command(settings: Settings, port: int | None = None, open_browser: bool 
         # Root is what CI runners and many containers are; the user asked for this server.
         command.append("--ServerApp.allow_root=True")
     return command
+
+
+CONTAINER_LAB_PORT = 8888
+
+
+@dataclass
+class LabContainer:
+    """A running JupyterLab container: its URL (token included) and how to stop it."""
+
+    container: Any
+    url: str
+    token: str
+
+    def stop(self) -> None:
+        from workbench import _docker
+
+        _docker.remove(self.container)
+
+
+def start_lab_container(settings: Settings, *, image: str | None = None, port: int | None = None,
+                        progress: Callable[[str], None] = lambda _: None) -> LabContainer:
+    """Start JupyterLab in a container of the workbench image, on 127.0.0.1 with a token.
+
+    The project is mounted read-write at its own path, so notebooks, paths and lineage are
+    the same inside and out. On the host's network (the embedded platform listens on the
+    host's loopback) Lab binds 127.0.0.1; otherwise its port is published on 127.0.0.1 only.
+
+    Raises:
+        DockerError, ImageNotFound: no engine, or the workbench image is not built.
+    """
+    import secrets
+
+    from workbench import _docker
+    from workbench.packaging.images import image_kind
+
+    client = _docker.get_client()
+    ref = image or image_kind("workbench").tag
+    _docker.get_image(client, ref, hint="build it with `workbench image build workbench`")
+    port = port or settings.lab_port
+    token = secrets.token_hex(24)
+    network = _docker.network_options(settings.tracking_uri, settings.docker_network)
+    on_host = network.get("network_mode") == "host"
+    env = {**settings.as_env(), "JUPYTER_TOKEN": token,
+           "WORKBENCH_HOST": "127.0.0.1" if on_host else "0.0.0.0"}
+    user: dict[str, str] = {}
+    if os.geteuid() != 0:
+        # Files the data scientist saves stay theirs; HOME must then be writable by them.
+        user = {"user": f"{os.geteuid()}:{os.getegid()}"}
+        env["HOME"] = "/tmp"
+    root = str(settings.project_root)
+    with _docker.api_errors(f"start JupyterLab from {ref}"):
+        container = client.containers.run(
+            ref, ["workbench", "lab", "--no-platform", "--port",
+                  str(port if on_host else CONTAINER_LAB_PORT)],
+            detach=True, environment=env, working_dir=root,
+            volumes={root: {"bind": root, "mode": "rw"}},
+            ports={} if on_host else {f"{CONTAINER_LAB_PORT}/tcp": ("127.0.0.1", port)},
+            labels={"org.mlops-workbench.lab": root}, **network, **user,
+        )
+    url = f"http://127.0.0.1:{port}/lab?token={token}"
+    progress(f"JupyterLab container {container.short_id} ({ref}) on {url}")
+    return LabContainer(container, url, token)

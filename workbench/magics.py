@@ -158,12 +158,15 @@ class WorkbenchMagics(Magics):
     @argument("--data-date", "-d", help="training data cut-off, YYYYMMDD")
     @argument("--input", help="variable holding an input frame, to infer the signature")
     @argument("--description", help="text for the model version")
+    @argument("--image", action="store_true",
+              help="also build its REST serving image (needs Docker)")
     @line_magic
     @_one_line_errors
     def mlops_package(self, line: str) -> Any:
         """Register the model held in a variable as a model instance, with its lineage.
 
         %mlops_package model --name churn_v2 --data-date 20240131 --input X_train
+        %mlops_package model --image   (and build workbench-model/churn:v2_20240131)
         """
         args = parse_argstring(self.mlops_package, line)
         model = self._variable(args.variable, "model")
@@ -181,6 +184,11 @@ class WorkbenchMagics(Magics):
         print(f"mlops_package: registered {instance.full_name} "
               f"(MLflow model '{instance.registered_model}' version {instance.number}): "
               f"{self.registry.ui_url(instance)}")
+        if args.image:
+            from workbench.packaging.model_image import package_model
+
+            package_model(instance.uri, self.settings, registry=self.registry,
+                          progress=lambda line: print(f"mlops_package: {line}"))
         return instance
 
     def _variable(self, name: str, what: str) -> Any:

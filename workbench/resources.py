@@ -1,5 +1,5 @@
-"""Files the workbench ships beside the package: the Jupyter configuration (``extension/``)
-and the job notebooks (``notebooks/``). In a source checkout they sit next to the package;
+"""Files the workbench ships beside the package: the Jupyter configuration (``extension/``),
+the job notebooks (``notebooks/``) and the images' Dockerfiles (``images/``). In a source checkout they sit next to the package;
 an installed wheel puts them under ``<prefix>/share/mlops-workbench``."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ _INSTALLED = Path(sys.prefix) / "share" / "mlops-workbench"
 
 
 def shipped(folder: str) -> Path:
-    """The shipped folder ``extension`` or ``notebooks``.
+    """The shipped folder ``extension``, ``notebooks`` or ``images``.
 
     Raises:
         WorkbenchError: neither location has it (a broken install).

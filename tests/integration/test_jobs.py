@@ -10,26 +10,16 @@ from pathlib import Path
 import mlflow
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook
 
 from workbench import lineage
 from workbench.errors import ConfigError, JobFailed, JobKilled, ModelNotFound, ParameterError
 from workbench.jobs import JobSpec, run_job
 
-
+from _notebooks import job_notebook
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 TRAIN = REPO / "notebooks" / "train.ipynb"
-
-
-def _notebook(path: Path, parameters: str, *cells: str) -> Path:
-    first = new_code_cell(parameters)
-    first.metadata["tags"] = ["parameters"]
-    nb = new_notebook(cells=[first, *map(new_code_cell, cells)], metadata={
-        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
-    nbformat.write(nb, path)
-    return path
 
 
 def _runs(settings, experiment: str):
@@ -69,7 +59,7 @@ def test_train_notebook_as_a_job_registers_an_instance_with_lineage(settings, de
 
 
 def test_a_failing_cell_fails_the_run_keeps_the_notebook_and_registers_nothing(settings, tmp_path, registry, unique_instance):
-    notebook = _notebook(
+    notebook = job_notebook(
         tmp_path / "fails.ipynb", f'instance = "{unique_instance}"',
         "%load_ext workbench\n"
         "import pandas as pd\nfrom sklearn.dummy import DummyClassifier\n"
@@ -93,7 +83,7 @@ def test_a_failing_cell_fails_the_run_keeps_the_notebook_and_registers_nothing(s
 
 
 def test_the_cli_exits_non_zero_with_one_line_for_a_failing_job(settings, tmp_path):
-    notebook = _notebook(tmp_path / "boom.ipynb", "n = 1", "assert n == 2, 'n must be 2'")
+    notebook = job_notebook(tmp_path / "boom.ipynb", "n = 1", "assert n == 2, 'n must be 2'")
     env = {**os.environ, **settings.as_env()}
     failed = subprocess.run([sys.executable, "-m", "workbench.cli", "run", str(notebook), "-p", "n", "3"],
                             capture_output=True, text=True, env=env, timeout=300)
@@ -108,7 +98,7 @@ def test_the_cli_exits_non_zero_with_one_line_for_a_failing_job(settings, tmp_pa
 
 
 def test_a_timeout_kills_the_job_and_marks_the_run_killed(settings, tmp_path):
-    notebook = _notebook(tmp_path / "slow.ipynb", "seconds = 60", "import time\ntime.sleep(seconds)")
+    notebook = job_notebook(tmp_path / "slow.ipynb", "seconds = 60", "import time\ntime.sleep(seconds)")
     with pytest.raises(JobKilled, match="timed out after 4 s") as raised:
         run_job(JobSpec(notebook, {}, timeout=4), settings)
     assert mlflow.MlflowClient(settings.tracking_uri).get_run(raised.value.run_id).info.status == "KILLED"
@@ -127,13 +117,13 @@ def test_bad_parameters_are_refused_before_anything_starts(settings, unique_inst
 
 
 def test_an_unknown_executor_is_refused_before_anything_starts(settings, unique_instance):
-    with pytest.raises(ConfigError, match="unknown executor 'k8s'; available: local"):
+    with pytest.raises(ConfigError, match="unknown executor 'k8s'; available: docker, local"):
         run_job(JobSpec(TRAIN, {}, executor="k8s", experiment=unique_instance), settings)
     assert _runs(settings, unique_instance) == []
 
 
 def test_a_dead_tracking_server_is_one_line_at_once(tmp_path):
-    notebook = _notebook(tmp_path / "tiny.ipynb", "n = 1", "n + 1")
+    notebook = job_notebook(tmp_path / "tiny.ipynb", "n = 1", "n + 1")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WORKBENCH_", "MLFLOW_"))}
     env.update(WORKBENCH_PROJECT_ROOT=str(tmp_path), MLFLOW_TRACKING_URI="http://127.0.0.1:9")
     done = subprocess.run([sys.executable, "-m", "workbench.cli", "run", str(notebook)],
@@ -143,11 +133,11 @@ def test_a_dead_tracking_server_is_one_line_at_once(tmp_path):
     assert not (tmp_path / ".workbench" / "jobs").exists()
 
 
-def test_ctrl_c_marks_the_run_killed_and_keeps_the_notebook(settings, tmp_path):
+def test_ctrl_c_marks_the_run_killed_and_keeps_thejob_notebook(settings, tmp_path):
     import signal
     import time
 
-    notebook = _notebook(tmp_path / "sleepy.ipynb", "seconds = 120",
+    notebook = job_notebook(tmp_path / "sleepy.ipynb", "seconds = 120",
                          "print('started', flush=True)", "import time\ntime.sleep(seconds)")
     env = {**os.environ, **settings.as_env()}
     job = subprocess.Popen([sys.executable, "-m", "workbench.cli", "run", str(notebook)],

@@ -12,10 +12,13 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from workbench.errors import ConfigError
-from workbench.jobs.spec import PreparedJob
+from workbench.jobs.spec import JobSpec, PreparedJob
+
+if TYPE_CHECKING:
+    from workbench.config import Settings
 
 Progress = Callable[[str], None]
 
@@ -26,6 +29,10 @@ class JobTimeout(Exception):
 
 class Executor(Protocol):
     name: str
+
+    def check(self, spec: JobSpec, settings: Settings) -> dict[str, str]:
+        """Check what the executor needs before the job's run exists (nothing is started
+        when this raises); return run tags that describe where the job will run."""
 
     def execute(self, job: PreparedJob, progress: Progress, show_progress: bool) -> dict[str, str]:
         """Run the job; return extra run tags (e.g. the image id a container used)."""
@@ -56,6 +63,9 @@ class LocalExecutor:
     """papermill in this process, in a fresh kernel on this machine."""
 
     name = "local"
+
+    def check(self, spec: JobSpec, settings: Settings) -> dict[str, str]:
+        return {}
 
     def execute(self, job: PreparedJob, progress: Progress, show_progress: bool) -> dict[str, str]:
         import papermill
@@ -109,5 +119,13 @@ def _deadline(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+def _docker_executor() -> Executor:
+    # Imported on use: the docker SDK is an optional extra.
+    from workbench.jobs.docker_executor import DockerExecutor
+
+    return DockerExecutor()
+
+
 executors = ExecutorRegistry()
 executors.register("local", LocalExecutor)
+executors.register("docker", _docker_executor)

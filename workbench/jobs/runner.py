@@ -43,7 +43,8 @@ def run_job(
 
     Raises:
         ParameterError: parameters do not match the notebook (nothing was started).
-        ConfigError: unknown executor (nothing was started).
+        ConfigError: unknown executor, or one that cannot run this job (nothing was started).
+        DockerError: the docker executor has no engine or image (nothing was started).
         TrackingError: the tracking server cannot be reached (nothing was started).
         JobFailed: a cell raised; the run is FAILED, models it registered are removed,
             the output notebook shows the error.
@@ -55,10 +56,12 @@ def run_job(
     executor = executors.get(spec.executor)
     experiment = spec.experiment or _default_experiment(declared, parameters, settings)
     require_server(settings)
+    executor_tags = executor.check(spec, settings)
     if tracker is None:
         tracker = ClientTracker(client if client is not None else make_client(settings))
 
-    tags = {JOB_TAG: "true", **lineage.notebook_tags(notebook), **lineage.runtime_tags(executor.name)}
+    tags = {JOB_TAG: "true", **lineage.notebook_tags(notebook), **lineage.runtime_tags(executor.name),
+            **executor_tags}
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     try:
         run_id, experiment_id = tracker.start(experiment, f"{notebook.stem}-{stamp}", tags, parameters)

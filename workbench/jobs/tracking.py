@@ -57,8 +57,10 @@ class ClientTracker:
     def finish(self, run_id: str, output: Path, status: str) -> list[str]:
         try:
             self.client.set_tag(run_id, lineage.OUTPUT_NOTEBOOK, str(output))
-            if output.exists():
-                self.client.log_artifact(run_id, str(output), artifact_path="job")
+            # The executed notebook, and the container's log when the job ran in one.
+            for path in (output, output.with_suffix(".log")):
+                if path.exists():
+                    self.client.log_artifact(run_id, str(path), artifact_path="job")
         finally:
             # The kernel's own atexit may have ended the run FINISHED; the job's verdict wins.
             self.client.set_terminated(run_id, status)

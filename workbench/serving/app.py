@@ -29,6 +29,7 @@ from workbench.serving.scorer import Reply, Scorer, error_reply
 
 ENV_MODEL = "WORKBENCH_SERVE_MODEL"
 ENV_MODEL_DIR = "WORKBENCH_SERVE_MODEL_DIR"
+ENV_METADATA = "WORKBENCH_SERVE_METADATA"
 ENV_LOG_URL = "WORKBENCH_SERVE_LOG_URL"
 ENV_MAX_ROWS = "WORKBENCH_SERVE_MAX_ROWS"
 ENV_MAX_BODY = "WORKBENCH_SERVE_MAX_BODY_BYTES"
@@ -184,7 +185,7 @@ def app_from_env() -> ServingApp:
 
     settings = Settings.from_env()
     if os.environ.get(ENV_MODEL_DIR):
-        meta = orjson.loads(os.environ.get("WORKBENCH_SERVE_METADATA", "{}") or "{}")
+        meta = orjson.loads(os.environ.get(ENV_METADATA, "{}") or "{}")
         model = ServedModel.from_directory(Path(os.environ[ENV_MODEL_DIR]), ModelMetadata(
             **{k: meta.get(k) for k in ModelMetadata.__dataclass_fields__ if k != "source"},
             source=meta.get("source") or os.environ[ENV_MODEL_DIR]))

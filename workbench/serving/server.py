@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 from workbench.config import Settings
 from workbench.serving import app as serving_app
@@ -39,28 +40,49 @@ def serve(
     """
     import uvicorn
 
-    from workbench.registry import Registry
-    from workbench.tracking import require_server
-
-    require_server(settings)
-    instance = Registry(settings).resolve(ref)
     store = settings.prediction_store_url if log_url is None else log_url
     os.environ.update(settings.as_env())
     # A server log wants lines, not a download progress bar per worker.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    os.environ[serving_app.ENV_MODEL] = instance.uri
+    label, source = _pin_model(ref, settings)
     os.environ[serving_app.ENV_LOG_URL] = store
     if max_rows:
         os.environ[serving_app.ENV_MAX_ROWS] = str(max_rows)
     if max_body_bytes:
         os.environ[serving_app.ENV_MAX_BODY] = str(max_body_bytes)
-    progress(f"serving {instance.label} ({instance.uri}) on http://{host}:{port} with {workers} "
+    progress(f"serving {label} ({source}) on http://{host}:{port} with {workers} "
              f"worker(s); predictions logged to {_redact(store) or 'nowhere'}")
     uvicorn.run(
         "workbench.serving.app:app_from_env", factory=True, host=host, port=port,
         workers=workers, log_level="warning", access_log=False,
         timeout_graceful_shutdown=30, server_header=False,
     )
+
+
+def _pin_model(ref: str, settings: Settings) -> tuple[str, str]:
+    """Point the workers at the model: a folder in MLflow format (as a model image holds
+    it, with its metadata in WORKBENCH_SERVE_METADATA), or a registry reference pinned to
+    its version number. Returns the model's label and source."""
+    folder = Path(ref)
+    if (folder / "MLmodel").is_file():
+        import orjson
+
+        os.environ[serving_app.ENV_MODEL_DIR] = str(folder.resolve())
+        os.environ.pop(serving_app.ENV_MODEL, None)
+        try:
+            meta = orjson.loads(os.environ.get(serving_app.ENV_METADATA) or "{}")
+        except orjson.JSONDecodeError:
+            meta = {}
+        return meta.get("full_name") or str(folder), str(folder.resolve())
+
+    from workbench.registry import Registry
+    from workbench.tracking import require_server
+
+    require_server(settings)
+    instance = Registry(settings).resolve(ref)
+    os.environ[serving_app.ENV_MODEL] = instance.uri
+    os.environ.pop(serving_app.ENV_MODEL_DIR, None)
+    return instance.label, instance.uri
 
 
 def _redact(url: str) -> str:
