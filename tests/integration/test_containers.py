@@ -285,3 +285,35 @@ def test_workbench_lab_in_a_container_answers_on_loopback_with_a_token(
     finally:
         lab.stop()
     assert docker_client.containers.list(all=True, filters={"id": lab.container.id}) == []
+
+
+def test_a_model_needing_a_package_the_runtime_lacks_gets_an_environment_layer(
+        docker_client, serving_runtime, docker_settings, unique_instance):
+    from sklearn.linear_model import LogisticRegression
+
+    X = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0]})
+    mlflow.set_tracking_uri(docker_settings.tracking_uri)
+    with mlflow.start_run(experiment_id=mlflow.create_experiment(unique_instance)):
+        # A plain MLflow model (outside the naming convention) asking for a package the
+        # serving runtime does not have.
+        mlflow.sklearn.log_model(
+            LogisticRegression().fit(X, [0, 0, 1, 1]), name="model", input_example=X,
+            registered_model_name=unique_instance,
+            pip_requirements=[f"scikit-learn=={_version('scikit-learn')}", "tabulate==0.9.0"])
+    lines: list[str] = []
+    packaged = package_model(f"models:/{unique_instance}/1", docker_settings, client=docker_client,
+                             progress=lines.append)
+
+    assert packaged.tag == f"workbench-model/{unique_instance}:1"
+    assert packaged.environment == ("tabulate==0.9.0",)
+    assert any("adding an environment layer" in line for line in lines)
+    version = _docker.run_output(docker_client, packaged.tag, [
+        "python", "-c", "import tabulate, sklearn; print(tabulate.__version__, sklearn.__version__)"])
+    assert version.split() == ["0.9.0", _version("scikit-learn")]
+    assert docker_client.images.get(packaged.tag).attrs["Config"]["User"] == "workbench"
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import version
+
+    return version(package)
