@@ -6,6 +6,7 @@ function that talks to it is called.
 """
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from workbench._version import __version__
@@ -31,6 +32,13 @@ if TYPE_CHECKING:
     from workbench.platforms import EmbeddedPlatform
     from workbench.predict import predict_file, predict_frame
     from workbench.registry import Instance, Registry
+
+# Artifacts always go through the tracking server. With an S3 artifact store MLflow 3.17's
+# server offers presigned URLs instead, which point at the store's own address (e.g.
+# http://minio:9000): unreachable from the host, and the opposite of "clients need no
+# storage access". A user who wants direct multipart transfers can still set these.
+os.environ.setdefault("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD", "false")
+os.environ.setdefault("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD", "false")
 
 _LAZY = {
     "Registry": "workbench.registry",

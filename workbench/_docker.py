@@ -137,14 +137,16 @@ def api_errors(action: str) -> Iterator[None]:
         raise DockerError(f"cannot {action}: {_first_line(exc)}") from None
 
 
-def run_output(client: Any, image: str, command: list[str]) -> str:
-    """Run ``command`` in a throwaway container of ``image``; its output.
+def run_output(client: Any, image: str, command: list[str], **options: Any) -> str:
+    """Run ``command`` in a throwaway container of ``image``; its output. ``options`` go to
+    ``containers.run`` (the container has no network unless they give it one).
 
     Raises:
         DockerError: the container could not run or the command failed.
     """
+    options.setdefault("network_disabled", "network" not in options and "network_mode" not in options)
     with api_errors(f"run {' '.join(command)} in {image}"):
-        output = client.containers.run(image, command, remove=True, network_disabled=True)
+        output = client.containers.run(image, command, remove=True, **options)
     return output.decode("utf-8", "replace")
 
 
@@ -186,7 +188,7 @@ def remove(container: Any) -> None:
     """Stop (if needed) and remove ``container``; a container already gone is fine."""
     docker = _sdk()
     try:
-        container.remove(force=True)
+        container.remove(force=True, v=True)  # with its anonymous volumes
     except docker.errors.NotFound:
         pass
 

@@ -45,7 +45,8 @@ def cli() -> None:
 # -- platform ----------------------------------------------------------------------------------
 @cli.group()
 def platform() -> None:
-    """The embedded tracking platform (a local mlflow server process)."""
+    """The tracking platform: embedded (a local mlflow server process, the default) or
+    compose (Postgres, MinIO, MLflow, pgAdmin, JupyterLab; --compose)."""
 
 
 def _embedded(port: int | None):
@@ -54,19 +55,63 @@ def _embedded(port: int | None):
     return EmbeddedPlatform(_settings(port=port))
 
 
+def _compose(directory: Path | None, overrides: tuple[Path, ...] = ()):
+    from workbench.platforms.compose import ComposePlatform
+
+    return ComposePlatform(_settings(), directory, overrides)
+
+
+_compose_flag = click.option("--compose", "use_compose", is_flag=True,
+                             help="the compose platform instead of the embedded one")
+_compose_dir = click.option("--dir", "directory", type=click.Path(path_type=Path),
+                            help="the compose platform's folder (default ./platform)")
+
+
+@platform.command("init")
+@click.argument("directory", required=False, type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="write new secrets over an existing .env")
+def platform_init(directory: Path | None, force: bool) -> None:
+    """Write the compose platform (compose.yaml, .env with random secrets) into DIRECTORY."""
+    from workbench.platforms.compose import init
+
+    directory = directory or Path("platform")
+    init(directory, force=force, progress=_say)
+    click.echo(directory.resolve())
+
+
 @platform.command("up")
 @click.option("--port", type=int, help="tracking server port (default 5000 or WORKBENCH_PORT)")
-def platform_up(port: int | None) -> None:
+@_compose_flag
+@_compose_dir
+@click.option("-f", "--override", "overrides", multiple=True, type=click.Path(path_type=Path),
+              help="extra compose file layered on the platform's (with --compose)")
+def platform_up(port: int | None, use_compose: bool, directory: Path | None,
+                overrides: tuple[Path, ...]) -> None:
     """Start the tracking server unless it runs; print its URI."""
-    status = _embedded(port).up(_say)
-    click.echo(status.tracking_uri)
+    if not use_compose:
+        status = _embedded(port).up(_say)
+        click.echo(status.tracking_uri)
+        return
+    compose = _compose(directory, overrides)
+    status = compose.up(_say)
+    for service, url in status.urls.items():
+        _say(f"  {service:8} {url}")
+    _say(f"jobs and Lab containers: export WORKBENCH_DOCKER_NETWORK={status.network} "
+         "WORKBENCH_CONTAINER_TRACKING_URI=http://mlflow:5000")
+    click.echo(compose.tracking_uri())
 
 
 @platform.command("status")
 @click.option("--port", type=int)
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
-def platform_status(port: int | None, as_json: bool) -> None:
+@_compose_flag
+@_compose_dir
+def platform_status(port: int | None, as_json: bool, use_compose: bool,
+                    directory: Path | None) -> None:
     """Say whether the tracking server runs and answers (exit 1 if not)."""
+    if use_compose:
+        _compose_status(directory, as_json)
+        return
     status = _embedded(port).status()
     if as_json:
         click.echo(json.dumps(status.as_dict()))
@@ -79,19 +124,44 @@ def platform_status(port: int | None, as_json: bool) -> None:
     sys.exit(0 if status.running else 1)
 
 
+def _compose_status(directory: Path | None, as_json: bool) -> None:
+    status = _compose(directory).status()
+    if as_json:
+        click.echo(json.dumps({"project": status.project, "healthy": status.healthy,
+                               "services": [vars(s) for s in status.services], "urls": status.urls}))
+    elif not status.services:
+        click.echo(f"not running; start it with `workbench platform up --compose` ({status.directory})")
+    else:
+        click.echo(_table(["service", "state", "health", "exit"],
+                          [[s.name, s.state, s.health, s.exit_code] for s in status.services]))
+    sys.exit(0 if status.healthy else 1)
+
+
 @platform.command("down")
 @click.option("--port", type=int)
-def platform_down(port: int | None) -> None:
+@_compose_flag
+@_compose_dir
+@click.option("--volumes", is_flag=True, help="with --compose: delete the data volumes too")
+def platform_down(port: int | None, use_compose: bool, directory: Path | None, volumes: bool) -> None:
     """Stop the tracking server and every process it started; keep the data."""
-    _embedded(port).down(_say)
+    if use_compose:
+        _compose(directory).down(_say, volumes=volumes)
+    else:
+        _embedded(port).down(_say)
     click.echo("stopped")
 
 
 @platform.command("logs")
 @click.option("-n", "--lines", default=50, show_default=True)
-def platform_logs(lines: int) -> None:
-    """Print the end of the tracking server's log."""
-    click.echo(_embedded(None).logs(lines))
+@_compose_flag
+@_compose_dir
+@click.argument("service", required=False)
+def platform_logs(lines: int, use_compose: bool, directory: Path | None, service: str | None) -> None:
+    """Print the end of the tracking server's log (with --compose: of SERVICE or all)."""
+    if use_compose:
+        click.echo(_compose(directory).logs(lines, service))
+    else:
+        click.echo(_embedded(None).logs(lines))
 
 
 # -- jobs ----------------------------------------------------------------------------------------
@@ -280,9 +350,10 @@ def image() -> None:
 
 
 @image.command("build")
-@click.argument("name", type=click.Choice(["workbench", "serving"]))
+@click.argument("name", type=click.Choice(["workbench", "serving", "tracking"]))
 def image_build(name: str) -> None:
-    """Build NAME: `workbench` (JupyterLab + job runner) or `serving` (the model runtime)."""
+    """Build NAME: `workbench` (JupyterLab + job runner), `serving` (the model runtime) or
+    `tracking` (the compose platform's MLflow server)."""
     from workbench.packaging.images import build
 
     built = build(name, _settings(), progress=_say)

@@ -54,6 +54,8 @@ class Settings:
             have Python 3.11 (the host's wheels are installed in it).
         docker_network: network job and lab containers join (a compose platform's);
             empty means the host's network when the tracking server is on loopback.
+        container_tracking_uri: the tracking URI as containers on ``docker_network`` see
+            it (``http://mlflow:5000`` on the compose platform); empty: ``tracking_uri``.
     """
 
     project_root: Path
@@ -73,6 +75,7 @@ class Settings:
     prediction_store: str = ""
     base_image: str = "python:3.11-slim"
     docker_network: str = ""
+    container_tracking_uri: str = ""
 
     @property
     def jobs_dir(self) -> Path:
@@ -143,7 +146,19 @@ class Settings:
             ENV_PREFIX + "EXPERIMENT": self.experiment,
             ENV_PREFIX + "PRIMARY_METRIC": self.primary_metric,
             ENV_PREFIX + "DATA_DIR": str(self.data_dir),
+            **({ENV_PREFIX + "PREDICTION_STORE": self.prediction_store} if self.prediction_store else {}),
+            # Artifacts through the tracking server only (see workbench/__init__.py).
+            "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "false",
+            "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "false",
         }
+
+    def container_env(self) -> dict[str, str]:
+        """``as_env()`` for a container on ``docker_network``: the tracking server by the
+        name it has there."""
+        env = self.as_env()
+        if self.container_tracking_uri:
+            env["MLFLOW_TRACKING_URI"] = self.container_tracking_uri
+        return env
 
 
 def find_project_root(start: Path | None = None) -> Path:

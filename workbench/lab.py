@@ -83,7 +83,7 @@ def start_lab_container(settings: Settings, *, image: str | None = None, port: i
     token = secrets.token_hex(24)
     network = _docker.network_options(settings.tracking_uri, settings.docker_network)
     on_host = network.get("network_mode") == "host"
-    env = {**settings.as_env(), "JUPYTER_TOKEN": token,
+    env = {**settings.container_env(), "JUPYTER_TOKEN": token,
            "WORKBENCH_HOST": "127.0.0.1" if on_host else "0.0.0.0"}
     user: dict[str, str] = {}
     if os.geteuid() != 0:

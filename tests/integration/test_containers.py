@@ -28,7 +28,7 @@ import pytest
 from workbench import _docker, lineage
 from workbench.config import Settings
 from workbench.demo.data import write_demo_data
-from workbench.errors import DockerError, JobFailed, JobKilled, MissingDependency
+from workbench.errors import JobFailed, JobKilled
 from workbench.jobs import JobSpec, run_job
 
 from _notebooks import job_notebook
@@ -42,17 +42,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.docker]
 REPO = Path(__file__).resolve().parents[2]
 TRAIN = REPO / "notebooks" / "train.ipynb"
 RUN_LABEL = "org.mlops-workbench.job.run_id"
-
-
-@pytest.fixture(scope="session")
-def docker_client() -> Any:
-    try:
-        return _docker.get_client()
-    except (DockerError, MissingDependency) as exc:
-        # CI must run these: a missing engine there is a failure, not a skip.
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{exc} (CI starts one with ../shared/ci/docker-sandbox up)")
-        pytest.skip(str(exc))
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,6 @@ import pytest
 import requests
 
 from workbench import _docker
-from workbench.errors import DockerError, MissingDependency
 
 from _standins import build_standins
 
@@ -32,17 +31,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.docker]
 BASE_IMAGE = os.environ.get("WORKBENCH_BASE_IMAGE", "workbench-ci/debian-python:bookworm")
 S3_HEALTHCHECK = ["python3", "-c", "import urllib.request; "
                   "urllib.request.urlopen('http://127.0.0.1:9000/moto-api/', timeout=2)"]
-
-
-@pytest.fixture(scope="session")
-def docker_client() -> Any:
-    try:
-        return _docker.get_client()
-    except (DockerError, MissingDependency) as exc:
-        # CI must run these: a missing engine there is a failure, not a skip.
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{exc} (CI starts one with ../shared/ci/docker-sandbox up)")
-        pytest.skip(str(exc))
 
 
 @pytest.fixture(scope="session")

@@ -290,8 +290,15 @@ def test_as_env_contents(project):
         "WORKBENCH_EXPERIMENT": "churn",
         "WORKBENCH_PRIMARY_METRIC": "f1",
         "WORKBENCH_DATA_DIR": str(root / "data"),
+        "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "false",
+        "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "false",
     }
     assert all(isinstance(v, str) for v in env.values())
+    store = s.replace(prediction_store="postgresql+psycopg2://u:p@db/predictions").as_env()
+    assert store["WORKBENCH_PREDICTION_STORE"] == "postgresql+psycopg2://u:p@db/predictions"
+    on_network = s.replace(container_tracking_uri="http://mlflow:5000").container_env()
+    assert on_network["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    assert s.container_env()["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:5050"
 
 
 def test_as_env_round_trips_through_from_env(project, tmp_path):

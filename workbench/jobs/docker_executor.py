@@ -44,6 +44,7 @@ class DockerExecutor:
         self._image: Any = None
         self._image_ref = ""
         self._network: dict[str, str] = {}
+        self._tracking_uri = ""
 
     def check(self, spec: JobSpec, settings: Settings) -> dict[str, str]:
         """Check the engine, the image and the mounts before the job's run exists.
@@ -63,6 +64,7 @@ class DockerExecutor:
             "build it with `workbench image build workbench`" if not spec.image
             else "build or load it first"))
         self._network = _docker.network_options(settings.tracking_uri, settings.docker_network)
+        self._tracking_uri = settings.container_env()["MLFLOW_TRACKING_URI"]
         for path in (settings.project_root, spec.notebook.resolve()):
             _check_readable(path)
         digests = self._image.attrs.get("RepoDigests") or []
@@ -90,6 +92,8 @@ class DockerExecutor:
             # project is read-only. The job's results go to MLflow.
             "WORKBENCH_HOME": f"{CONTAINER_HOME}/.workbench",
             "HOME": CONTAINER_HOME,
+            # On a compose platform's network the server has a name of its own.
+            "MLFLOW_TRACKING_URI": self._tracking_uri,
         }
         log_file = job.output_notebook.with_suffix(".log")
         with _docker.api_errors(f"start a job container from {self._image_ref}"):

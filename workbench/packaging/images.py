@@ -37,6 +37,8 @@ class ImageKind:
     repository: str
     requirements: Callable[[], tuple[str, ...]]
     description: str
+    dockerfile: str = "workbench/Dockerfile"  # under images/
+    target: str | None = None
 
     @property
     def tag(self) -> str:
@@ -46,13 +48,18 @@ class ImageKind:
 IMAGES = {
     "workbench": ImageKind(
         "workbench", "mlops-workbench/workbench",
-        lambda: wheelhouse.workbench_requirements(("docker",)),
-        "JupyterLab with the workbench; runs container jobs",
+        lambda: wheelhouse.workbench_requirements(("docker", "postgres")),
+        "JupyterLab with the workbench; runs container jobs", target="workbench",
     ),
     "serving": ImageKind(
         "serving", "mlops-workbench/serving",
         lambda: wheelhouse.SERVING_REQUIREMENTS,
-        "the runtime model images are built on",
+        "the runtime model images are built on", target="serving",
+    ),
+    "tracking": ImageKind(
+        "tracking", "mlops-workbench/tracking",
+        lambda: wheelhouse.TRACKING_REQUIREMENTS,
+        "the compose platform's MLflow tracking server", dockerfile="tracking/Dockerfile",
     ),
 }
 
@@ -96,7 +103,7 @@ def build(name: str, settings: Settings, *, client: Any = None,
         progress(f"building {kind.tag} ({kind.description}) FROM {settings.base_image}")
         image = _docker.build_image(
             client, context, kind.tag,
-            target=kind.name,
+            target=kind.target,
             buildargs={"BASE_IMAGE": settings.base_image,
                        "PYTHON_VERSION": ".".join(python_version.split(".")[:2])},
             labels={
@@ -136,7 +143,7 @@ def installed_packages(image: Any) -> dict[str, str]:
 
 def _assemble_context(context: Path, kind: ImageKind, house: wheelhouse.Wheelhouse,
                       progress: Progress) -> None:
-    shutil.copy(shipped("images") / "workbench" / "Dockerfile", context / "Dockerfile")
+    shutil.copy(shipped("images") / kind.dockerfile, context / "Dockerfile")
     wheels = context / "wheels"
     wheels.mkdir()
     for wheel in house.wheels:

@@ -32,7 +32,11 @@ SERVING_REQUIREMENTS = (
     "mlflow-skinny", "scikit-learn", "pandas", "numpy", "scipy", "cloudpickle",
     "fastapi", "uvicorn[standard]", "orjson", "prometheus-client", "SQLAlchemy",
     "click", "python-dotenv", "PyYAML",
+    "psycopg2-binary",  # the compose platform's prediction store is Postgres
 )
+# The compose platform's tracking server: MLflow, its Postgres driver, and boto3 for the
+# S3-compatible artifact store it proxies.
+TRACKING_REQUIREMENTS = ("mlflow", "psycopg2-binary", "boto3")
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
-"""Where the tracking server runs: the embedded platform (a local ``mlflow server`` process)
-today, docker compose later. Both hand out a tracking URI and nothing else: clients never
-need the stores' credentials because artifacts are proxied through the server."""
+"""Where the tracking server runs: the embedded platform (a local ``mlflow server`` process,
+no Docker) or the compose platform (``compose.py``: Postgres, MinIO, MLflow, pgAdmin,
+JupyterLab). Both hand out a tracking URI and nothing else: clients never need the stores'
+credentials because artifacts are proxied through the server."""
 from workbench.platforms.embedded import EmbeddedPlatform, PlatformStatus
 
 __all__ = ["EmbeddedPlatform", "PlatformStatus"]
