@@ -306,3 +306,21 @@ def _version(package: str) -> str:
     from importlib.metadata import version
 
     return version(package)
+
+
+def test_mlops_package_with_image_builds_the_serving_image(
+        shell, docker_client, serving_runtime, unique_instance, monkeypatch, capsys):
+    monkeypatch.setenv("WORKBENCH_BASE_IMAGE", os.environ.get("WORKBENCH_BASE_IMAGE", "python:3.11-slim"))
+    shell.run_cell("import pandas as pd\nfrom sklearn.linear_model import LogisticRegression\n"
+                   "X = pd.DataFrame({'a': [0.0, 1.0, 2.0, 3.0]})\n"
+                   "model = LogisticRegression().fit(X, [0, 0, 1, 1])", store_history=False)
+    shell.run_line_magic("mlops_track", f"--instance {unique_instance} --version v1 "
+                                        "--data-date 20240131 --no-autolog")
+    instance = shell.run_line_magic("mlops_package", "model --input X --image")
+    shell.run_line_magic("mlops_track", "--end")
+
+    tag = f"workbench-model/{unique_instance}:v1_20240131"
+    image = docker_client.images.get(tag)
+    assert image.labels["org.mlops-workbench.model.run_id"] == instance.run_id
+    out = capsys.readouterr().out
+    assert f"mlops_package: packaged {unique_instance}_v1_20240131 as {tag}" in out
