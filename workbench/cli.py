@@ -461,8 +461,8 @@ def _lab_in_docker(settings: Settings, port: int | None, image: str | None) -> N
     click.echo(lab.url)
     _say("Ctrl-C stops and removes the container")
     try:
-        for chunk in lab.container.logs(stream=True, follow=True):
-            click.echo(chunk.decode("utf-8", "replace"), err=True, nl=False)
+        for text in lab.log_lines():
+            click.echo(text, err=True, nl=False)
     except KeyboardInterrupt:
         pass
     finally:

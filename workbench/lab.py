@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,11 @@ class LabContainer:
     container: Any
     url: str
     token: str
+
+    def log_lines(self) -> Iterator[str]:
+        """The container's output as it comes, until the container stops."""
+        for chunk in self.container.logs(stream=True, follow=True):
+            yield chunk.decode("utf-8", "replace")
 
     def stop(self) -> None:
         from workbench import _docker

@@ -42,7 +42,8 @@ def _helpers() -> Any:
     return module
 
 
-say, wait_until_quiet = _helpers().say, _helpers().wait_until_quiet
+_proc = _helpers()
+say, wait_until_quiet = _proc.say, _proc.wait_until_quiet
 
 
 def _mb(n: float) -> str:

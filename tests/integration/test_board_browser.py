@@ -29,6 +29,8 @@ from workbench.naming import ModelName
 from workbench.pytest_plugin import free_port
 from workbench.registry import AUDIT_PREFIX, Registry
 
+from _processes import stop_session
+
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -114,13 +116,7 @@ def lab(settings: Settings, tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
         token = _token(log_path, port, process)
         yield f"http://127.0.0.1:{port}", token, project
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+        stop_session(process, grace=30)
 
 
 def _token(log_path: Path, port: int, process: subprocess.Popen) -> str:

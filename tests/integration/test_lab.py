@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -19,6 +18,8 @@ from workbench.config import Settings
 from workbench.lab import lab_environment
 from workbench.pytest_plugin import free_port
 from workbench.resources import shipped
+
+from _processes import stop_session
 
 pytestmark = pytest.mark.integration
 
@@ -142,13 +143,7 @@ def test_workbench_lab_serves_on_localhost_with_token_auth(tmp_path: Path):
             with pytest.raises(OSError):
                 socket.create_connection((hostname_ip, lab_port), timeout=2).close()
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+        stop_session(process, grace=20)
     assert process.returncode is not None
     assert _get(f"{base}/api")[0] == 0
 

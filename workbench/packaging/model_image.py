@@ -146,10 +146,11 @@ def package_model(
         model_dir = _download(instance, settings, context / "model", progress)
         model_bytes = sum(p.stat().st_size for p in model_dir.rglob("*") if p.is_file())
         requirements = _requirements(model_dir)
-        unmet = unmet_requirements(requirements, images.installed_packages(runtime))
+        runtime_packages = images.installed_packages(runtime)
+        unmet = unmet_requirements(requirements, runtime_packages)
         if unmet:
             progress(f"the runtime lacks {', '.join(unmet)}: adding an environment layer")
-            _environment_wheels(unmet, images.installed_packages(runtime),
+            _environment_wheels(unmet, runtime_packages,
                                 (runtime.labels or {}).get(images.PYTHON_LABEL, ""),
                                 context / "env", progress)
         spec = ModelImageSpec(

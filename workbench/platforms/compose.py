@@ -60,10 +60,6 @@ class ComposeStatus:
     urls: dict[str, str] = field(default_factory=dict)
 
     @property
-    def running(self) -> bool:
-        return any(s.state == "running" for s in self.services)
-
-    @property
     def healthy(self) -> bool:
         return bool(self.services) and all(s.ready for s in self.services)
 
