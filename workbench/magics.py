@@ -120,7 +120,7 @@ class WorkbenchMagics(Magics):
     def _run_scoped_cell(self, cell: str) -> None:
         code = self.shell.transform_cell(cell)
         try:
-            exec(compile(code, "<mlops_track cell>", "exec"), self.shell.user_ns)  # noqa: S102
+            exec(compile(code, "<mlops_track cell>", "exec"), self.shell.user_ns)
         except BaseException:
             run_id = tracking.end_tracking("FAILED")
             print(f"mlops_track: run {run_id} FAILED")

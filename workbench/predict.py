@@ -71,10 +71,10 @@ class LoadedModel:
 def _unwrap(pyfunc: Any) -> Any:
     try:
         raw = pyfunc.unwrap_python_model()
-    except Exception:  # noqa: BLE001 - flavors other than python_function
+    except Exception:
         try:
             raw = pyfunc.get_raw_model()
-        except Exception:  # noqa: BLE001
+        except Exception:
             return None
     return raw
 

@@ -507,7 +507,7 @@ def _save_model(model: Any, path: Path, input_example: pd.DataFrame | None) -> A
                 outputs = (model.predict(None, input_example)
                            if isinstance(model, mlflow.pyfunc.PythonModel) else model.predict(input_example))
                 signature = infer_signature(input_example, outputs)
-        except Exception as exc:  # noqa: BLE001 - the model raised on the user's own frame
+        except Exception as exc:
             raise WorkbenchError(
                 f"cannot infer a signature: the model raised {exc.__class__.__name__} on the "
                 f"input frame ({exc}); pass the frame the model was trained on"
@@ -542,7 +542,7 @@ def _save_profile(path: Path, frame: pd.DataFrame, outputs: Any) -> bool:
 
     try:
         profile = build_profile(frame, outputs)
-    except Exception as exc:  # noqa: BLE001 - the profile is an extra; registering goes on
+    except Exception as exc:
         warnings.warn(f"no reference profile stored, drift checks will refuse this model: "
                       f"{exc.__class__.__name__}: {exc}", UserWarning, stacklevel=3)
         return False

@@ -218,7 +218,7 @@ def track(
             # Models are registered by %mlops_package under the naming convention, not here.
             mlflow.autolog(log_models=False, log_datasets=False, silent=True)
         experiment_name = mlflow.get_experiment(run.info.experiment_id).name
-    except Exception as exc:  # noqa: BLE001 - one clear line instead of MLflow's retry trace
+    except Exception as exc:
         raise TrackingError(
             f"cannot track to {settings.tracking_uri} ({exc.__class__.__name__}: "
             f"{_first_line(exc)}); start it with `workbench platform up` or set MLFLOW_TRACKING_URI"

@@ -39,8 +39,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 from _proc import say
+
 from workbench.monitoring.drift import DRIFT, check_drift
 from workbench.monitoring.profile import ReferenceProfile, build_profile
 

@@ -22,14 +22,13 @@ from typing import Any
 
 import nbformat
 import pytest
+from _processes import stop_session
 
 from workbench.config import Settings
 from workbench.monitoring.service import check_model_drift
 from workbench.naming import ModelName
 from workbench.pytest_plugin import free_port
 from workbench.registry import AUDIT_PREFIX, Registry
-
-from _processes import stop_session
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 

@@ -31,9 +31,9 @@ import nbformat
 import pandas as pd
 import pytest
 import yaml
-
 from _notebooks import job_notebook
 from _standins import build_standins
+
 from workbench import _docker, lineage
 from workbench.config import Settings
 from workbench.demo.data import write_demo_data

@@ -24,14 +24,13 @@ import mlflow
 import nbformat
 import pandas as pd
 import pytest
+from _notebooks import job_notebook
 
 from workbench import _docker, lineage
 from workbench.config import Settings
 from workbench.demo.data import write_demo_data
 from workbench.errors import JobFailed, JobKilled
 from workbench.jobs import JobSpec, run_job
-
-from _notebooks import job_notebook
 from workbench.naming import ModelName
 from workbench.packaging import images
 from workbench.packaging.model_image import package_model

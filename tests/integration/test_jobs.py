@@ -10,12 +10,11 @@ from pathlib import Path
 import mlflow
 import nbformat
 import pytest
+from _notebooks import job_notebook
 
 from workbench import lineage
 from workbench.errors import ConfigError, JobFailed, JobKilled, ModelNotFound, ParameterError
 from workbench.jobs import JobSpec, run_job
-
-from _notebooks import job_notebook
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]

@@ -13,13 +13,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from _processes import stop_session
 
 from workbench.config import Settings
 from workbench.lab import lab_environment
 from workbench.pytest_plugin import free_port
 from workbench.resources import shipped
-
-from _processes import stop_session
 
 pytestmark = pytest.mark.integration
 

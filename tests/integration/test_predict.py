@@ -7,7 +7,6 @@ import sys
 
 import pandas as pd
 import pytest
-from sklearn.linear_model import LogisticRegression
 
 from workbench import tracking
 from workbench.demo.data import FEATURES, TARGET

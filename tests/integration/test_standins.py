@@ -22,10 +22,9 @@ from typing import Any
 
 import pytest
 import requests
+from _standins import build_standins
 
 from workbench import _docker
-
-from _standins import build_standins
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 BASE_IMAGE = os.environ.get("WORKBENCH_BASE_IMAGE", "workbench-ci/debian-python:bookworm")

@@ -114,7 +114,7 @@ def run_demo(settings: Settings, progress: Progress = lambda _: None) -> DemoSum
             existing = registry.resolve(str(name))
             progress(f"  {name} is registered already (full names are immutable): reusing it")
             return existing
-        except Exception:  # noqa: BLE001 - not registered yet: train it
+        except Exception:
             pass
         parameters = {
             "instance": INSTANCE, "version": version, "data_date": data_date,

@@ -6,7 +6,17 @@ from workbench.jobs.spec import JobResult, JobSpec, PreparedJob
 from workbench.jobs.tracking import BackgroundTracker, ClientTracker, JobTracker
 
 __all__ = [
-    "Executor", "ExecutorRegistry", "LocalExecutor", "executors", "check_parameters",
-    "declared_parameters", "run_job", "JobResult", "JobSpec", "PreparedJob",
-    "BackgroundTracker", "ClientTracker", "JobTracker",
+    "BackgroundTracker",
+    "ClientTracker",
+    "Executor",
+    "ExecutorRegistry",
+    "JobResult",
+    "JobSpec",
+    "JobTracker",
+    "LocalExecutor",
+    "PreparedJob",
+    "check_parameters",
+    "declared_parameters",
+    "executors",
+    "run_job",
 ]

@@ -168,7 +168,7 @@ def _follow(container: Any, lines: list[str], progress: Progress) -> None:
                     continue
                 lines.append(line)
                 progress(f"  | {line}")
-    except Exception:  # noqa: BLE001 - the stream ends when the container is removed
+    except Exception:
         pass
     if buffer.strip():
         lines.append(buffer.decode("utf-8", "replace").rstrip())

@@ -37,7 +37,7 @@ def declared_parameters(notebook: Path) -> dict[str, dict[str, Any]]:
         raise ParameterError(f"notebook {notebook} does not exist")
     try:
         nb = nbformat.read(str(notebook), as_version=4)
-    except Exception as exc:  # noqa: BLE001 - nbformat raises several unrelated types
+    except Exception as exc:
         raise ParameterError(f"{notebook} is not a readable notebook ({exc.__class__.__name__})") from exc
     if not any("parameters" in cell.get("metadata", {}).get("tags", []) for cell in nb.cells):
         raise ParameterError(

@@ -65,7 +65,7 @@ def run_job(
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     try:
         run_id, experiment_id = tracker.start(experiment, f"{notebook.stem}-{stamp}", tags, parameters)
-    except Exception as exc:  # noqa: BLE001 - MLflow raises many types for one cause
+    except Exception as exc:
         raise TrackingError(
             f"cannot create the job's run at {settings.tracking_uri} ({_describe(exc)}); "
             "start the platform with `workbench platform up` or set MLFLOW_TRACKING_URI"
@@ -101,7 +101,7 @@ def run_job(
         status, failure = "KILLED", str(exc)
     except KeyboardInterrupt:
         status, failure = "KILLED", "interrupted"
-    except Exception as exc:  # noqa: BLE001 - any failure must still settle the run
+    except Exception as exc:
         status, failure = "FAILED", _describe(exc)
     duration = time.monotonic() - started
 

@@ -144,6 +144,6 @@ def _serve(conn: Connection, settings: Settings) -> None:
         method, args = request
         try:
             conn.send((True, getattr(tracker, method)(*args)))
-        except Exception as exc:  # noqa: BLE001 - sent back as one line; the parent raises
+        except Exception as exc:
             line = (str(exc).strip().splitlines() or [""])[0][:300]
             conn.send((False, f"{exc.__class__.__name__}: {line}"))

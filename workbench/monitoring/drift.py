@@ -653,7 +653,21 @@ def _bars(fp: FeatureProfile, counts: Mapping[str, int], m: int) -> Distribution
 
 
 __all__ = [
-    "DRIFT", "OK", "STATUSES", "WARN", "PREDICTION", "Distribution", "DriftResult", "FeatureDrift",
-    "Thresholds", "check_drift", "check_feature", "chi_square", "js_distance", "ks_pvalue",
-    "ks_statistic", "psi", "validate_frame",
+    "DRIFT",
+    "OK",
+    "PREDICTION",
+    "STATUSES",
+    "WARN",
+    "Distribution",
+    "DriftResult",
+    "FeatureDrift",
+    "Thresholds",
+    "check_drift",
+    "check_feature",
+    "chi_square",
+    "js_distance",
+    "ks_pvalue",
+    "ks_statistic",
+    "psi",
+    "validate_frame",
 ]

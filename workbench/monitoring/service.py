@@ -317,7 +317,7 @@ def _from_file(current: Path | str | pd.DataFrame) -> tuple[pd.DataFrame, str]:
         frame = read_table(path)
     except WorkbenchError as exc:
         raise MonitoringError(str(exc)) from exc
-    except Exception as exc:  # noqa: BLE001 - a malformed CSV or Parquet file
+    except Exception as exc:
         raise MonitoringError(
             f"cannot read {path}: {exc.__class__.__name__}: {_first_line(exc)}") from exc
     if frame.empty:
@@ -338,7 +338,7 @@ def _from_store(settings: Settings, instance: Instance, start: dt.datetime | Non
     name = instance.full_name or instance.source
     try:
         shown = make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - read_predictions reports a bad URL itself
+    except Exception:
         shown = "the prediction store"
     window = (f"{start.isoformat() if start else 'the beginning'} to "
               f"{end.isoformat() if end else 'now'}")
@@ -380,7 +380,7 @@ def _predictions_for(frame: pd.DataFrame, profile: ReferenceProfile, instance: I
         model = LoadedModel(instance, settings)
         columns = model.input_columns or profile.names
         return model.pyfunc.predict(frame[columns]), None
-    except Exception as exc:  # noqa: BLE001 - e.g. a missing value in an integer column
+    except Exception as exc:
         detail = _first_line(exc)
         if "enforce schema" in detail:  # MLflow's message goes on with the whole frame
             detail = "the column types differ from the model's signature"
@@ -399,7 +399,7 @@ def _start_run(client: MlflowClient, instance: Instance, settings: Settings, res
     if instance.run_id:
         try:
             experiment_id = client.get_run(instance.run_id).info.experiment_id
-        except Exception:  # noqa: BLE001 - a deleted training run: fall back below
+        except Exception:
             experiment_id = None
     if experiment_id is None:
         experiment_id = ensure_experiment(client, settings.experiment)
@@ -483,5 +483,12 @@ def _first_line(exc: BaseException) -> str:
     return text[0][:300] if text else ""
 
 
-__all__ = ["DriftCheck", "check_model_drift", "load_profile", "parse_time", "resolve_model",
-           "REPORT_FILE", "SUMMARY_FILE"]
+__all__ = [
+    "REPORT_FILE",
+    "SUMMARY_FILE",
+    "DriftCheck",
+    "check_model_drift",
+    "load_profile",
+    "parse_time",
+    "resolve_model",
+]

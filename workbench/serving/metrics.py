@@ -49,7 +49,7 @@ class _LogCollector:
     def __init__(self, log_stats: Callable[[], Any]) -> None:
         self.log_stats = log_stats
 
-    def collect(self):  # noqa: ANN201 - prometheus_client's collector protocol
+    def collect(self):
         stats = self.log_stats()
         yield GaugeMetricFamily("workbench_prediction_log_backlog",
                                 "Predictions waiting to be written", value=stats.backlog)

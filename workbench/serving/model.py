@@ -152,7 +152,7 @@ def _fast_predict(pyfunc: Any, schema: list[Column] | None) -> tuple[Any, bool]:
         return pyfunc.predict, False
     try:
         raw = pyfunc.get_raw_model()
-    except Exception:  # noqa: BLE001 - fall back to pyfunc
+    except Exception:
         return pyfunc.predict, False
     if not hasattr(raw, "predict"):
         return pyfunc.predict, False
@@ -171,5 +171,5 @@ def _fast_predict(pyfunc: Any, schema: list[Column] | None) -> tuple[Any, bool]:
 def _input_example(pyfunc: Any) -> Any:
     try:
         return pyfunc.input_example
-    except Exception:  # noqa: BLE001 - models logged without one
+    except Exception:
         return None

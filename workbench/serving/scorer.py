@@ -65,7 +65,7 @@ class Scorer:
             return self._done(error_reply(error), started)
         try:
             predictions = self.model.predict(batch)
-        except Exception as exc:  # noqa: BLE001 - the model's own failure: 500, keep serving
+        except Exception as exc:
             log.error("request %s: model raised %s: %s", request_id, exc.__class__.__name__,
                       str(exc).splitlines()[0][:300] if str(exc) else "")
             error = RequestError(500, "INTERNAL_ERROR",

@@ -342,7 +342,7 @@ class ModelBoard(widgets.VBox):
         def run(button: Any) -> None:
             try:
                 handler(button)
-            except Exception as exc:  # noqa: BLE001 - shown on the board instead
+            except Exception as exc:
                 self._say(f"{exc.__class__.__name__}: {exc}", error=True)
 
         return run
