@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
 
 from workbench.config import Settings
@@ -53,15 +54,15 @@ def _port_answers(port: int) -> bool:
 def _servers_on(port: int) -> list[int]:
     """Pids of live processes whose command line is an ``mlflow server`` on ``port``."""
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for process in psutil.process_iter():
         try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
+            argv = process.cmdline()
+            if process.status() == psutil.STATUS_ZOMBIE:
+                continue
+        except psutil.Error:
             continue
-        if b"mlflow" in argv and b"server" in argv and str(port).encode() in argv:
-            found.append(int(entry.name))
+        if "mlflow" in argv and "server" in argv and str(port) in argv:
+            found.append(process.pid)
     return found
 
 

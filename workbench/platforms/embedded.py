@@ -1,11 +1,17 @@
 """The embedded platform: a real ``mlflow server`` as a background process, no Docker.
 
 Layout under ``<home>/platform``: ``mlflow.db`` (SQLite backend store), ``artifacts/``
-(proxied artifact store), ``server.pid`` (JSON: pid, host, port) and ``server.log``.
+(proxied artifact store), ``server.pid`` (JSON: pid, its start time, host, port),
+``server.log`` and ``platform.lock``.
+
+``up`` and ``down`` hold ``platform.lock`` (a ``filelock`` lock, released by the OS if the
+holder dies) while they read and change the pid file, so two ``up`` at once start one server:
+the second waits for the first and reports the server it started.
 
 The server is started in its own session so that its process group holds everything it
 starts (uvicorn workers, MLflow 3.17's job runner and its huey consumers); ``down`` signals
-that group, by the pid recorded at start, and nothing else.
+that group, by the pid recorded at start, and nothing else. Processes are inspected with
+psutil, so this works on Linux and macOS alike.
 """
 from __future__ import annotations
 
@@ -18,9 +24,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
+
+import filelock
+import psutil
 
 from workbench.config import Settings
 from workbench.errors import PlatformError, PortBusy
@@ -59,6 +70,7 @@ class EmbeddedPlatform:
         self.dir = settings.home / "platform"
         self.pid_file = self.dir / "server.pid"
         self.log_file = self.dir / "server.log"
+        self.lock_file = self.dir / "platform.lock"
         self.backend_uri = f"sqlite:///{self.dir / 'mlflow.db'}"
         self.artifacts_dir = self.dir / "artifacts"
 
@@ -73,7 +85,7 @@ class EmbeddedPlatform:
         if record is None:
             return PlatformStatus(False, False, self.tracking_uri, None, self.settings.home)
         pid, uri = record["pid"], record["tracking_uri"]
-        if not _is_our_server(pid):
+        if not _is_our_server(pid, record.get("started")):
             return PlatformStatus(
                 False, False, uri, pid, self.settings.home,
                 note=f"stale pid file {self.pid_file}: process {pid} is not running",
@@ -90,15 +102,24 @@ class EmbeddedPlatform:
     def up(self, progress: Progress = lambda _: None) -> PlatformStatus:
         """Start the server unless it runs already; wait until it answers.
 
+        Concurrent calls (other processes included) start one server: the others wait for
+        the lock, then find it running and report it.
+
         Raises:
             PortBusy: another process listens on the port.
-            PlatformError: the server exited or did not answer in time (with its log's tail).
+            PlatformError: the server exited or did not answer in time (with its log's tail),
+                or another ``up`` held the lock for longer than the start-up timeout.
         """
+        with self._locked(progress):
+            return self._up(progress)
+
+    def _up(self, progress: Progress) -> PlatformStatus:
         current = self.status()
-        if current.running:
+        if current.running and current.pid is not None:
             if not current.healthy:
                 progress(f"server (pid {current.pid}) is starting; waiting for {current.tracking_uri}")
                 self._wait_until_healthy(current.pid, current.tracking_uri)
+            progress(f"mlflow server runs already (pid {current.pid}) at {current.tracking_uri}")
             return self.status()
         if current.note:  # stale pid file: the server died or the machine restarted
             progress(f"removed {current.note}")
@@ -129,7 +150,7 @@ class EmbeddedPlatform:
             )
         self.pid_file.write_text(json.dumps({
             "pid": process.pid, "host": host, "port": port,
-            "tracking_uri": self.tracking_uri, "started": time.time(),
+            "tracking_uri": self.tracking_uri, "started": _create_time(process.pid),
         }))
         try:
             self._wait_until_healthy(process.pid, self.tracking_uri, process)
@@ -141,7 +162,15 @@ class EmbeddedPlatform:
         return self.status()
 
     def down(self, progress: Progress = lambda _: None) -> PlatformStatus:
-        """Stop the server and every process it started; keep the stores."""
+        """Stop the server and every process it started; keep the stores.
+
+        Raises:
+            PlatformError: an ``up`` held the lock for longer than the start-up timeout.
+        """
+        with self._locked(progress):
+            return self._down(progress)
+
+    def _down(self, progress: Progress) -> PlatformStatus:
         current = self.status()
         if current.running and current.pid is not None:
             progress(f"stopping mlflow server (pid {current.pid})")
@@ -152,6 +181,29 @@ class EmbeddedPlatform:
         return self.status()
 
     # -- internals -------------------------------------------------------------------------
+    @contextmanager
+    def _locked(self, progress: Progress) -> Iterator[None]:
+        """Hold ``platform.lock``; say so when another process holds it, and wait for it."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        lock = filelock.FileLock(self.lock_file)
+        try:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            progress(f"another `workbench platform` command holds {self.lock_file}; waiting")
+            # It may be starting the server: allow it the whole start-up, and a margin.
+            wait = self.settings.startup_timeout + 30
+            try:
+                lock.acquire(timeout=wait)
+            except filelock.Timeout:
+                raise PlatformError(
+                    f"another `workbench platform` command held {self.lock_file} for more than "
+                    f"{wait:.0f} s; wait for it to end, or stop it"
+                ) from None
+        try:
+            yield
+        finally:
+            lock.release()
+
     def _read_pid_file(self) -> dict | None:
         try:
             record = json.loads(self.pid_file.read_text())
@@ -201,19 +253,14 @@ class EmbeddedPlatform:
 
 
 def group_members(pgid: int) -> list[int]:
-    """Pids of live (not zombie) processes in process group ``pgid``, read from /proc."""
+    """Pids of live (not zombie) processes in process group ``pgid``."""
     members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for process in psutil.process_iter():
         try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # Fields after the parenthesised command: state ppid pgrp ...
-        fields = stat[stat.rfind(")") + 2:].split()
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(entry.name))
+            if os.getpgid(process.pid) == pgid and process.status() != psutil.STATUS_ZOMBIE:
+                members.append(process.pid)
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            continue  # it ended while we looked, or is not ours to inspect
     return members
 
 
@@ -224,31 +271,51 @@ def _reap(pid: int) -> None:
         pass
 
 
-def _alive(pid: int) -> bool:
+def _process(pid: int) -> Any:
+    """The live (not zombie) process ``pid``, or None."""
     if pid <= 0:
-        return False
+        return None
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
+        process = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return None
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        return state != "Z"
-    except (OSError, IndexError):
-        return True
+        return None if process.status() == psutil.STATUS_ZOMBIE else process
+    except psutil.NoSuchProcess:
+        return None
+    except psutil.AccessDenied:
+        return process  # someone else's process: alive, but not inspectable
 
 
-def _is_our_server(pid: int) -> bool:
-    """The pid is alive and is an ``mlflow server`` (pids are reused after a reboot)."""
-    if not _alive(pid):
+def _alive(pid: int) -> bool:
+    return _process(pid) is not None
+
+
+def _create_time(pid: int) -> float | None:
+    try:
+        return float(psutil.Process(pid).create_time())
+    except psutil.Error:
+        return None
+
+
+def _is_our_server(pid: int, started: Any = None) -> bool:
+    """The pid is alive and is our ``mlflow server`` (pids are reused after a reboot).
+
+    ``started`` is the process's start time recorded in the pid file; a process with the
+    same pid but another start time is someone else's.
+    """
+    process = _process(pid)
+    if process is None:
         return False
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
+        if isinstance(started, (int, float)) and abs(process.create_time() - started) > 1.0:
+            return False
+        cmdline = process.cmdline()
+    except psutil.AccessDenied:
         return True
-    return b"mlflow" in cmdline and b"server" in cmdline
+    except psutil.NoSuchProcess:
+        return False
+    return "mlflow" in cmdline and "server" in cmdline
 
 
 def answers(uri: str, timeout: float = 2.0) -> bool:

@@ -1,0 +1,79 @@
+"""Fault cases of the platforms, with real processes: what the user sees and what is kept.
+
+- two ``workbench platform up`` (embedded) at once start one server;
+- a base image the engine lacks (and cannot pull) is one line naming WORKBENCH_BASE_IMAGE.
+
+The compose platform's faults (no credentials, superuser passwords in containers, the store's
+roles) are in test_compose.py, beside the platform they need.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from workbench.config import Settings
+from workbench.platforms import EmbeddedPlatform
+from workbench.platforms.embedded import group_members
+from workbench.pytest_plugin import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def _servers_on(port: int) -> list[int]:
+    """Pids of live ``mlflow server`` processes started for ``port`` (the parent, not workers)."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            argv = process.cmdline()
+            alive = process.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            continue
+        if alive and "mlflow" in argv and "server" in argv and "--port" in argv \
+                and argv[argv.index("--port") + 1] == str(port):
+            found.append(process.pid)
+    return found
+
+
+def _cli_env(tmp_path: Path, port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k != "MLFLOW_TRACKING_URI" and not k.startswith("WORKBENCH_")}
+    env.update(WORKBENCH_HOME=str(tmp_path / ".workbench"), WORKBENCH_PORT=str(port),
+               WORKBENCH_PROJECT_ROOT=str(tmp_path))
+    return env
+
+
+def test_two_platform_up_at_once_start_one_server(tmp_path: Path) -> None:
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    env = _cli_env(tmp_path, port)
+    platform = EmbeddedPlatform(Settings.from_env(
+        environ={}, cwd=tmp_path, home=str(tmp_path / ".workbench"), port=port))
+    command = [sys.executable, "-m", "workbench.cli", "platform", "up"]
+    try:
+        ups = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True) for _ in range(2)]
+        outputs = [up.communicate(timeout=240) for up in ups]
+        for up, (out, err) in zip(ups, outputs):
+            assert up.returncode == 0, err
+            assert out.strip() == uri  # both report the one server
+        servers = _servers_on(port)
+        status = platform.status()
+        assert status.running and status.healthy
+        assert servers == [status.pid], f"expected one server, found {servers}"
+        errs = [err for _, err in outputs]
+        assert sum("starting mlflow server" in err for err in errs) == 1, errs
+        assert sum(f"runs already (pid {status.pid})" in err for err in errs) == 1, errs
+    finally:
+        pid = platform.status().pid
+        platform.down()
+    assert pid is None or group_members(pid) == []
+    deadline = time.monotonic() + 10
+    while _servers_on(port) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _servers_on(port) == []
