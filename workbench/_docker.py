@@ -64,6 +64,56 @@ def get_image(client: Any, ref: str, hint: str = "") -> Any:
         raise DockerError(f"cannot inspect image {ref}: {_first_line(exc)}") from None
 
 
+def ensure_image(client: Any, ref: str, *, what: str = "image", hint: str = "",
+                 progress: Progress = lambda _: None) -> Any:
+    """The image ``ref``, pulled first (with progress lines) when the engine lacks it.
+
+    Args:
+        what: how the error names the image (``base image``).
+        hint: the end of the error line: what to do instead.
+
+    Raises:
+        ImageNotFound: it is not there and cannot be pulled (one line, ending in ``hint``).
+        DockerError: the engine refused to inspect it.
+    """
+    image = find_image(client, ref)
+    if image is not None:
+        return image
+    progress(f"{what} {ref} is not on the Docker engine; pulling it")
+    try:
+        pull_image(client, ref, progress)
+        return get_image(client, ref)
+    except DockerError as exc:
+        raise ImageNotFound(
+            f"{what} {ref} is not on the Docker engine and cannot be pulled ({exc})"
+            f"{'; ' + hint if hint else ''}") from None
+
+
+def pull_image(client: Any, ref: str, progress: Progress = lambda _: None) -> None:
+    """Pull ``ref`` from its registry, one progress line per layer and state change (the
+    engine's byte counts would be hundreds of lines).
+
+    Raises:
+        DockerError: the pull failed (the engine's reason, one line).
+    """
+    docker = _sdk()
+    repository, tag = docker.utils.parse_repository_tag(ref)
+    seen: dict[str, str] = {}
+    try:
+        for chunk in client.api.pull(repository, tag=tag or "latest", stream=True, decode=True):
+            if "error" in chunk or "errorDetail" in chunk:
+                message = chunk.get("error") or chunk["errorDetail"].get("message", "")
+                raise DockerError(_first_line(Exception(message or "pull failed")))
+            status, layer = chunk.get("status", ""), chunk.get("id", "")
+            if status and seen.get(layer) != status:
+                seen[layer] = status
+                progress(f"  {layer + ': ' if layer else ''}{status}")
+    except docker.errors.DockerException as exc:
+        raise DockerError(_first_line(exc)) from None
+    except OSError as exc:  # the stream broke off
+        raise DockerError(_first_line(exc)) from None
+
+
 def find_image(client: Any, ref: str) -> Any | None:
     """The image ``ref``, or None when the engine does not have it."""
     try:

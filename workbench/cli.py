@@ -92,12 +92,18 @@ def platform_up(port: int | None, use_compose: bool, directory: Path | None,
         status = _embedded(port).up(_say)
         click.echo(status.tracking_uri)
         return
+    from workbench.packaging.images import ensure_platform_images
+
     compose = _compose(directory, overrides)
+    compose.check()
+    ensure_platform_images(compose.workbench_images(), compose.settings, progress=_say)
     status = compose.up(_say)
     for service, url in status.urls.items():
         _say(f"  {service:8} {url}")
     _say(f"jobs and Lab containers: export WORKBENCH_DOCKER_NETWORK={status.network} "
          "WORKBENCH_CONTAINER_TRACKING_URI=http://mlflow:5000")
+    _say("clients on this machine: export MLFLOW_TRACKING_USERNAME and "
+         f"MLFLOW_TRACKING_PASSWORD from {compose.directory / '.env'} (MLflow asks for a user)")
     click.echo(compose.tracking_uri())
 
 

@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -97,7 +98,7 @@ def test_runtime_packages_label_round_trips(tmp_path: Path) -> None:
     house = wheelhouse.Wheelhouse(tmp_path, ("mlflow-skinny",))
 
     class Image:
-        labels = {images.PACKAGES_LABEL: images._packages_label(house)}
+        labels: ClassVar[dict[str, str]] = {images.PACKAGES_LABEL: images._packages_label(house)}
 
     assert images.installed_packages(Image()) == {"mlflow-skinny": "3.17.2", "pyyaml": "6.0.2"}
 
@@ -188,3 +189,101 @@ def test_failure_names_the_cell_that_raised(tmp_path: Path) -> None:
     assert (error.ename, error.evalue, error.exec_count) == ("ValueError", "bad month", 2)
     missing = _failure(tmp_path / "absent.ipynb", 137, ["starting", "Killed", ""])
     assert str(missing) == "the job container exited with status 137: Killed"
+
+
+# -- base image pull (fake engine) ---------------------------------------------------------------
+class _FakeImages:
+    def __init__(self, present: set[str]) -> None:
+        self.present = present
+
+    def get(self, ref: str) -> object:
+        import docker
+
+        if ref not in self.present:
+            raise docker.errors.ImageNotFound(f"No such image: {ref}")
+        return type("Image", (), {"id": f"sha256:{ref}", "labels": {}, "attrs": {}})()
+
+
+class _FakeApi:
+    def __init__(self, images: _FakeImages, chunks: list[dict], error: Exception | None) -> None:
+        self.images, self.chunks, self.error = images, chunks, error
+        self.pulled: list[tuple[str, str]] = []
+
+    def pull(self, repository: str, tag: str, stream: bool, decode: bool):
+        assert stream and decode  # progress is streamed, never awaited in silence
+        self.pulled.append((repository, tag))
+        if self.error is not None:
+            raise self.error
+        yield from self.chunks
+        if not any("error" in chunk for chunk in self.chunks):
+            self.images.present.add(f"{repository}:{tag}")
+
+
+class _FakeClient:
+    def __init__(self, present: set[str] = frozenset(), chunks: list[dict] = (),
+                 error: Exception | None = None) -> None:
+        self.images = _FakeImages(set(present))
+        self.api = _FakeApi(self.images, list(chunks), error)
+
+
+def test_a_missing_base_image_is_pulled_with_progress_lines() -> None:
+    chunks = [{"status": "Pulling from library/python", "id": "3.11-slim"},
+              {"status": "Downloading", "id": "a1", "progress": "[=>   ] 1MB/9MB"},
+              {"status": "Downloading", "id": "a1", "progress": "[===> ] 5MB/9MB"},
+              {"status": "Pull complete", "id": "a1"},
+              {"status": "Status: Downloaded newer image for python:3.11-slim"}]
+    client = _FakeClient(chunks=chunks)
+    lines: list[str] = []
+    image = _docker.ensure_image(client, "python:3.11-slim", what="base image",
+                                 progress=lines.append)
+    assert image.id == "sha256:python:3.11-slim"
+    assert client.api.pulled == [("python", "3.11-slim")]
+    assert lines[0] == "base image python:3.11-slim is not on the Docker engine; pulling it"
+    assert lines[1:] == ["  3.11-slim: Pulling from library/python", "  a1: Downloading",
+                         "  a1: Pull complete",
+                         "  Status: Downloaded newer image for python:3.11-slim"]
+
+
+def test_an_image_on_the_engine_is_not_pulled() -> None:
+    client = _FakeClient(present={"python:3.11-slim"})
+    _docker.ensure_image(client, "python:3.11-slim")
+    assert client.api.pulled == []
+
+
+@pytest.mark.parametrize("failure", ["stream", "api"])
+def test_a_failed_base_image_pull_is_one_line_naming_the_setting(
+        failure: str, tmp_path: Path) -> None:
+    import docker
+
+    from workbench.config import Settings
+    from workbench.errors import ImageNotFound
+
+    if failure == "stream":
+        client = _FakeClient(chunks=[{"error": "pull access denied for nosuch/base\nretry",
+                                      "errorDetail": {"message": "pull access denied"}}])
+    else:
+        client = _FakeClient(error=docker.errors.APIError("500 Server Error: registry down"))
+    settings = Settings.from_env(environ={}, cwd=tmp_path, base_image="nosuch/base:1")
+    with pytest.raises(ImageNotFound) as caught:
+        images.build("serving", settings, client=client)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("base image nosuch/base:1 is not on the Docker engine and cannot be "
+                              "pulled (")
+    assert message.endswith("set WORKBENCH_BASE_IMAGE to a Python 3.11 image the engine has "
+                            "(or can pull)")
+    assert client.api.pulled == [("nosuch/base", "1")]
+
+
+def test_platform_images_of_another_tag_must_be_there(tmp_path: Path) -> None:
+    from workbench.config import Settings
+    from workbench.errors import ImageNotFound
+
+    settings = Settings.from_env(environ={}, cwd=tmp_path)
+    client = _FakeClient(present={"team/tracking:3"})
+    images.ensure_platform_images({"tracking": "team/tracking:3"}, settings, client=client)
+    with pytest.raises(ImageNotFound) as caught:
+        images.ensure_platform_images({"workbench": "team/lab:3"}, settings, client=client)
+    assert "team/lab:3" in str(caught.value)
+    assert images.image_kind("workbench").tag in str(caught.value)
+    assert client.api.pulled == []  # the platform's own images are built, never pulled

@@ -17,7 +17,8 @@ METADATA_ENV = "WORKBENCH_SERVE_METADATA"
 # Python is in every runtime image; curl is not in python:3.11-slim.
 _HEALTHCHECK = (
     "import sys, urllib.request; "
-    f"sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:{SERVE_PORT}/health', timeout=2).status == 200 else 1)"
+    f"sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:{SERVE_PORT}/health', "
+    "timeout=2).status == 200 else 1)"
 )
 
 

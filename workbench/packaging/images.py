@@ -9,7 +9,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,9 +91,8 @@ def build(name: str, settings: Settings, *, client: Any = None,
     kind = image_kind(name)
     client = client or _docker.get_client()
     started = time.monotonic()
-    _docker.get_image(client, settings.base_image, hint=(
-        "pull or build it first, or set WORKBENCH_BASE_IMAGE to a Python 3.11 image the "
-        "engine has"))
+    _docker.ensure_image(client, settings.base_image, what="base image", progress=progress, hint=(
+        "set WORKBENCH_BASE_IMAGE to a Python 3.11 image the engine has (or can pull)"))
     python_version = _docker.run_output(client, settings.base_image, [
         "python3", "-c", "import platform; print(platform.python_version())"]).strip()
     house = wheelhouse.resolve(kind.requirements(), python_version, progress=progress)
@@ -134,6 +133,31 @@ def ensure(name: str, settings: Settings, *, client: Any = None,
     return image
 
 
+def ensure_platform_images(references: Mapping[str, str], settings: Settings, *,
+                           client: Any = None, progress: Progress = lambda _: None) -> None:
+    """Make the workbench's own images a platform runs present on the engine.
+
+    Args:
+        references: image name (``tracking``, ``workbench``) -> the reference the platform
+            runs (``ComposePlatform.workbench_images()``). This version's tag is built when
+            missing; any other reference must be on the engine already.
+
+    Raises:
+        ConfigError: unknown image name.
+        ImageNotFound: a reference that is not this version's tag is missing.
+        WheelhouseError, DockerError, ImageBuildFailed: a build failed.
+    """
+    client = client or _docker.get_client()
+    for name, reference in references.items():
+        kind = image_kind(name)
+        if reference == kind.tag:
+            ensure(name, settings, client=client, progress=progress)
+        else:
+            _docker.get_image(client, reference, hint=(
+                f"build it, or set the platform's .env to {kind.tag}, which "
+                "`workbench platform up --compose` builds"))
+
+
 def installed_packages(image: Any) -> dict[str, str]:
     """What a runtime image says it has installed: normalized name -> version."""
     text = (image.labels or {}).get(PACKAGES_LABEL, "")
@@ -143,7 +167,11 @@ def installed_packages(image: Any) -> dict[str, str]:
 
 def _assemble_context(context: Path, kind: ImageKind, house: wheelhouse.Wheelhouse,
                       progress: Progress) -> None:
-    shutil.copy(shipped("images") / kind.dockerfile, context / "Dockerfile")
+    # The Dockerfile and what it COPYs from its own folder (e.g. the tracking entrypoint).
+    source = shipped("images") / kind.dockerfile
+    for path in source.parent.iterdir():
+        if path.is_file():
+            shutil.copy(path, context / ("Dockerfile" if path == source else path.name))
     wheels = context / "wheels"
     wheels.mkdir()
     for wheel in house.wheels:

@@ -34,9 +34,9 @@ SERVING_REQUIREMENTS = (
     "click", "python-dotenv", "PyYAML",
     "psycopg2-binary",  # the compose platform's prediction store is Postgres
 )
-# The compose platform's tracking server: MLflow, its Postgres driver, and boto3 for the
-# S3-compatible artifact store it proxies.
-TRACKING_REQUIREMENTS = ("mlflow", "psycopg2-binary", "boto3")
+# The compose platform's tracking server: MLflow with its basic-auth app, its Postgres driver,
+# and boto3 for the S3-compatible artifact store it proxies.
+TRACKING_REQUIREMENTS = ("mlflow[auth]", "psycopg2-binary", "boto3")
 
 
 @dataclass(frozen=True)
@@ -73,11 +73,11 @@ def installed_versions() -> dict[str, str]:
     """Normalized distribution name -> version, for this interpreter's environment."""
     from packaging.utils import canonicalize_name
 
-    versions = {}
+    versions: dict[str, str] = {}
     for dist in metadata.distributions():
         name = dist.metadata["Name"]
         if name and canonicalize_name(name) != DISTRIBUTION:
-            versions[canonicalize_name(name)] = dist.version
+            versions[str(canonicalize_name(name))] = dist.version
     return versions
 
 
@@ -149,11 +149,11 @@ def _supports(name: str, version: str, python_version: str) -> bool:
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
     try:
-        requires = metadata.metadata(name).get("Requires-Python")
+        requires = metadata.metadata(name)["Requires-Python"]
         if metadata.version(name) != version or not requires:
             return True
         return SpecifierSet(requires).contains(python_version, prereleases=True)
-    except (metadata.PackageNotFoundError, InvalidSpecifier):
+    except (metadata.PackageNotFoundError, InvalidSpecifier, KeyError):
         return True
 
 

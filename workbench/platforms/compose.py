@@ -1,14 +1,16 @@
 """The compose platform: Postgres + MinIO + MLflow + pgAdmin + JupyterLab under docker compose.
 
 ``init`` writes the shipped compose file and a ``.env`` with random secrets into a folder;
-``up`` builds the workbench's own images when the engine lacks them, starts the services and
-waits until every one is healthy (and the one-shot bucket init has exited 0), saying what it
-waits for. Compose is driven through its CLI (the ``docker compose`` plugin where present,
-else ``docker-compose``): the docker SDK has no compose API. Container state is read with
-the SDK.
+``up`` starts the services and waits until every one is healthy (and the one-shots have
+exited 0), saying what it waits for. The workbench's own images it runs are named in
+``.env`` (:meth:`ComposePlatform.workbench_images`); building them is packaging's job, done
+by the CLI before ``up``. Compose is driven through its CLI (the ``docker compose`` plugin
+where present, else ``docker-compose``): the docker SDK has no compose API. Container and
+volume state is read with the SDK.
 """
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import subprocess
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench import _docker
+from workbench._version import __version__
 from workbench.config import Settings
 from workbench.errors import ConfigError, DockerError, PlatformError
 from workbench.resources import shipped
@@ -29,11 +32,19 @@ ENV_FILE = ".env"
 DEFAULT_PROJECT = "mlops-workbench"
 # Secrets `init` generates; compose refuses to start while any is empty.
 SECRETS = ("POSTGRES_PASSWORD", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "PGADMIN_PASSWORD",
-           "JUPYTER_TOKEN")
-REQUIRED = ("POSTGRES_USER", "PGADMIN_EMAIL", *SECRETS)
+           "JUPYTER_TOKEN", "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY",
+           "MLFLOW_TRACKING_PASSWORD", "PREDICTIONS_OWNER_PASSWORD",
+           "PREDICTIONS_WRITER_PASSWORD", "PREDICTIONS_READER_PASSWORD")
+# Only these reach Lab and job containers (and the host's clients): the non-admin tracking user.
+TRACKING_CREDENTIALS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+# The .env key naming each of the workbench's own images the platform runs -> its image name
+# in packaging (``workbench image build NAME``).
+WORKBENCH_IMAGES = {"TRACKING_IMAGE": "tracking", "WORKBENCH_IMAGE": "workbench"}
+REQUIRED = ("POSTGRES_USER", "PGADMIN_EMAIL", "MLFLOW_AUTH_ADMIN_USERNAME",
+            "MLFLOW_TRACKING_USERNAME", *WORKBENCH_IMAGES, *SECRETS)
 # Files `init` copies next to the compose file (the compose file mounts them).
-_SHIPPED_FILES = (COMPOSE_FILE, ".env.example", "postgres/init-prediction-store.sh",
-                  "pgadmin/servers.json")
+_SHIPPED_FILES = (COMPOSE_FILE, ".env.example", "postgres/init-databases.sh",
+                  "postgres/prepare-prediction-store.py", "pgadmin/servers.json")
 UIS = {"mlflow": ("MLFLOW_PORT", 5000, "MLflow UI"), "pgadmin": ("PGADMIN_PORT", 80, "pgAdmin"),
        "jupyter": ("JUPYTER_PORT", 8000, "JupyterLab")}
 
@@ -68,33 +79,81 @@ class ComposeStatus:
         return f"{self.project}_default"
 
 
-def init(directory: Path, *, force: bool = False, progress: Progress = lambda _: None) -> Path:
+def init(directory: Path, *, force: bool = False, progress: Progress = lambda _: None,
+         client: Any = None) -> Path:
     """Write the compose platform into ``directory``: the compose file, what it mounts, and a
-    ``.env`` with random secrets (mode 0600). An existing ``.env`` is kept unless ``force``.
+    ``.env`` with random secrets, created with mode 0600 (never readable by others, not even
+    for a moment). An existing ``.env`` is kept unless ``force``.
+
+    Args:
+        client: a docker client, to look for the project's volumes (default: a new one).
 
     Returns:
         The ``.env`` path.
+
+    Raises:
+        PlatformError: ``force`` while the compose project's volumes hold data made with the
+            current secrets (new ones would lock the platform out of it).
+        DockerError, MissingDependency: ``force``, and the engine cannot be asked.
     """
     source = shipped("platform")
     directory.mkdir(parents=True, exist_ok=True)
+    env_file = directory / ENV_FILE
+    if env_file.exists():
+        if not force:
+            _copy_shipped(source, directory)
+            progress(f"kept the existing {env_file} (pass --force to write new secrets)")
+            return env_file
+        _refuse_with_volumes(directory, client)
+    _copy_shipped(source, directory)
+    values = _parse_env((source / ".env.example").read_text(encoding="utf-8"))
+    values.update({key: secrets.token_urlsafe(24) for key in SECRETS})
+    values["MINIO_ROOT_USER"] = "workbench-" + secrets.token_hex(4)
+    for key, name in WORKBENCH_IMAGES.items():
+        values[key] = values.get(key) or f"mlops-workbench/{name}:{__version__}"
+    text = "".join(f"{key}={value}\n" for key, value in values.items())
+    _write_private(env_file, "# Written by `workbench platform init`: random secrets; keep this "
+                             "file private.\n" + text)
+    progress(f"wrote {directory / COMPOSE_FILE} and {env_file} (random secrets, mode 0600)")
+    return env_file
+
+
+def _copy_shipped(source: Path, directory: Path) -> None:
     for name in _SHIPPED_FILES:
         target = directory / name
         target.parent.mkdir(parents=True, exist_ok=True)
         if source.resolve() != directory.resolve():
             shutil.copy2(source / name, target)
-    env_file = directory / ENV_FILE
-    if env_file.exists() and not force:
-        progress(f"kept the existing {env_file} (pass --force to write new secrets)")
-        return env_file
-    values = _parse_env((source / ".env.example").read_text(encoding="utf-8"))
-    values.update({key: secrets.token_urlsafe(24) for key in SECRETS})
-    values["MINIO_ROOT_USER"] = "workbench-" + secrets.token_hex(4)
-    text = "".join(f"{key}={value}\n" for key, value in values.items())
-    env_file.write_text("# Written by `workbench platform init`: random secrets; keep this file "
-                        "private.\n" + text, encoding="utf-8")
-    env_file.chmod(0o600)
-    progress(f"wrote {directory / COMPOSE_FILE} and {env_file} (random secrets, mode 0600)")
-    return env_file
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``path`` as a new 0600 file, then move it into place (atomic, never wider)."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def _refuse_with_volumes(directory: Path, client: Any) -> None:
+    """Raise PlatformError when the project of ``directory``'s ``.env`` has volumes."""
+    current = _parse_env((directory / ENV_FILE).read_text(encoding="utf-8"))
+    project = current.get("COMPOSE_PROJECT_NAME") or DEFAULT_PROJECT
+    client = client or _docker.get_client()
+    with _docker.api_errors(f"list the volumes of the compose project '{project}'"):
+        volumes = client.volumes.list(filters={"label": f"com.docker.compose.project={project}"})
+    if volumes:
+        names = ", ".join(sorted(v.name for v in volumes))
+        raise PlatformError(
+            f"the compose project '{project}' keeps data made with the current secrets "
+            f"({names}); new secrets would lock the platform out of it: delete it with "
+            f"`workbench platform down --compose --volumes --dir {directory}`, then run "
+            "init --force again, or keep the current .env"
+        )
 
 
 class ComposePlatform:
@@ -123,6 +182,17 @@ class ComposePlatform:
     def tracking_uri(self) -> str:
         return f"http://127.0.0.1:{self.env.get('MLFLOW_PORT') or 5000}"
 
+    def tracking_credentials(self) -> dict[str, str]:
+        """``MLFLOW_TRACKING_USERNAME``/``PASSWORD`` of the non-admin tracking user."""
+        env = self.env
+        return {key: env[key] for key in TRACKING_CREDENTIALS if env.get(key)}
+
+    def workbench_images(self) -> dict[str, str]:
+        """The workbench's own images the platform runs: packaging image name -> reference
+        (from ``.env``). They must be on the engine before :meth:`up`."""
+        env = self.env
+        return {name: env[key] for key, name in WORKBENCH_IMAGES.items() if env.get(key)}
+
     def check(self) -> None:
         """Raises ConfigError when the folder has no compose file or a secret is empty."""
         if not (self.directory / COMPOSE_FILE).is_file():
@@ -134,22 +204,18 @@ class ComposePlatform:
                               f"`workbench platform init {self.directory} --force` for new secrets")
 
     # -- commands -----------------------------------------------------------------------------
-    def up(self, progress: Progress = lambda _: None, *, build_images: bool = True,
-           timeout: float = 300) -> ComposeStatus:
+    def up(self, progress: Progress = lambda _: None, *, timeout: float = 300) -> ComposeStatus:
         """Start the platform and wait until every service is healthy.
+
+        The workbench's own images (:meth:`workbench_images`) must be on the engine already.
 
         Raises:
             ConfigError: no compose file, or a secret is missing.
-            DockerError, ImageBuildFailed: no engine, or an image cannot be built.
+            DockerError: no engine.
             PlatformError: compose failed, or a service is not healthy within ``timeout``.
         """
-        from workbench.packaging import images
-
         self.check()
         client = _docker.get_client()
-        if build_images:
-            for name in ("tracking", "workbench"):
-                images.ensure(name, self.settings, client=client, progress=progress)
         started = time.monotonic()
         progress(f"starting the compose platform '{self.project}' in {self.directory}")
         self.compose("up", "-d", progress=progress)
@@ -177,10 +243,11 @@ class ComposePlatform:
                 return status
             if time.monotonic() > deadline:
                 waiting = [s.name for s in status.services if not s.ready]
+                first = waiting[0] if waiting else "-"
                 raise PlatformError(
                     f"not healthy after {timeout:.0f} s: {', '.join(waiting) or 'no services'}; "
-                    f"last log line of {waiting[0] if waiting else '-'}: "
-                    f"{self._last_log(waiting[0]) if waiting else '-'}; see `workbench platform logs --compose`")
+                    f"last log line of {first}: {self._last_log(first) if waiting else '-'}; "
+                    "see `workbench platform logs --compose`")
             time.sleep(1)
 
     def down(self, progress: Progress = lambda _: None, *, volumes: bool = False) -> None:
