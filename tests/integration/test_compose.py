@@ -7,10 +7,13 @@ The full cycle runs on it: a containerized train job registers an instance (meta
 Postgres, artifacts in the S3 store), a packaged model is served by the `serving` profile,
 its predictions land in the Postgres prediction store and `workbench monitor drift` reads
 them. Fault tests restart Postgres under a logging job and stop the tracking server before
-one starts.
+one starts. The platform is closed: MLflow answers 401 without credentials, Lab and job
+containers hold no superuser or admin secret, the store's roles can do only their part,
+and `init --force` will not write new secrets over data made with the old ones.
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -37,11 +40,17 @@ from _standins import build_standins
 from workbench import _docker, lineage
 from workbench.config import Settings
 from workbench.demo.data import write_demo_data
-from workbench.errors import DockerError, TrackingError
+from workbench.errors import DockerError, PlatformError, TrackingError
 from workbench.jobs import JobSpec, run_job
 from workbench.packaging import images
 from workbench.packaging.model_image import package_model
-from workbench.platforms.compose import SECRETS, ComposePlatform, compose_command, init
+from workbench.platforms.compose import (
+    SECRETS,
+    TRACKING_CREDENTIALS,
+    ComposePlatform,
+    compose_command,
+    init,
+)
 from workbench.platforms.embedded import free_port
 from workbench.registry import Registry
 
@@ -120,6 +129,11 @@ class Running:
         assert found, f"no container for {service}"
         return found[0]
 
+    def store_url(self, role: str) -> str:
+        """The prediction store's URL on the platform's network, as ``role``."""
+        password = self.platform.env[f"PREDICTIONS_{role.upper()}_PASSWORD"]
+        return f"postgresql+psycopg2://predictions_{role}:{password}@postgres:5432/predictions"
+
     def psql(self, client: Any, database: str, sql: str) -> str:
         env = self.platform.env
         code, out = self.container(client, "postgres").exec_run(
@@ -153,23 +167,36 @@ def running(docker_client: Any, compose_cli: list[str]) -> Iterator[Running]:
     env_file.write_text(text)
     platform = ComposePlatform(Settings.from_env(environ={}, cwd=project, base_image=base_image),
                                directory, overrides=[CI_OVERRIDE])
+    # The host's clients (this test, and the jobs it starts) use the tracking user, as a user
+    # who exported them from .env would.
+    saved = {key: os.environ.get(key) for key in TRACKING_CREDENTIALS}
+    os.environ.update(platform.tracking_credentials())
     started = time.monotonic()
     try:
-        status = platform.up(print, build_images=False, timeout=600)
+        images.ensure_platform_images(platform.workbench_images(), build_settings,
+                                      client=docker_client, progress=print)
+        status = platform.up(print, timeout=600)
         up_seconds = time.monotonic() - started
         print(f"compose platform: cold up to all-healthy in {up_seconds:.1f} s")
         settings = Settings.from_env(
             environ={}, cwd=project, home=str(project / ".workbench"),
             tracking_uri=platform.tracking_uri(), docker_network=status.network,
             container_tracking_uri="http://mlflow:5000", base_image=base_image,
-            prediction_store=(f"postgresql+psycopg2://{platform.env['POSTGRES_USER']}:"
-                              f"{platform.env['POSTGRES_PASSWORD']}@postgres:5432/predictions"))
+            # What Lab has: the read-only role.
+            prediction_store=(f"postgresql+psycopg2://predictions_reader:"
+                              f"{platform.env['PREDICTIONS_READER_PASSWORD']}"
+                              "@postgres:5432/predictions"))
         yield Running(platform, settings, project, up_seconds)
     finally:
         try:
             platform.compose("--profile", "serving", "down", "--volumes", progress=print)
         finally:
             shutil.rmtree(project, ignore_errors=True)
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
 
 def _wait_http(url: str, timeout: float = 120) -> None:
@@ -192,7 +219,8 @@ def test_every_service_is_healthy_and_each_ui_answers(docker_client, running):
     status = running.platform.status(docker_client)
     assert status.healthy, status.services
     names = {s.name for s in status.services}
-    assert {"postgres", "minio", "minio-init", "mlflow", "jupyter"} <= names
+    assert {"postgres", "minio", "minio-init", "mlflow", "mlflow-users", "predictions-prepare",
+            "jupyter"} <= names
     _wait_http(f"{running.platform.tracking_uri()}/health", 10)
     env = running.platform.env
     with urllib.request.urlopen(
@@ -262,24 +290,176 @@ def test_the_full_cycle_runs_on_the_composed_platform(docker_client, running):
         time.sleep(1)
 
     # `workbench monitor drift` on the platform's network reads them from Postgres.
-    output = _docker.run_output(docker_client, "mlops-workbench/workbench:latest", [
+    output = _docker.run_output(docker_client, images.image_kind("workbench").tag, [
         "workbench", "monitor", "drift", "churn_v1_20240131", "--since", "1d", "--json"],
-        network=settings.docker_network, environment=settings.container_env())
+        network=settings.docker_network,
+        environment={**settings.container_env(), **running.platform.tracking_credentials()})
     summary = json.loads(output[output.index("{"):])
     assert summary["current_rows"] == len(frame)
     assert summary["verdict"] in {"ok", "warn", "drift"}
 
 
 def _logged(running: Running, client: Any) -> int:
-    # The server creates its table with its first write.
-    if not running.psql(client, "predictions", "select to_regclass('public.predictions')"):
-        return 0
     return int(running.psql(client, "predictions", "select count(*) from predictions"))
 
 
 def _signature_inputs(base: str) -> list[dict]:
     with urllib.request.urlopen(f"{base}/metadata", timeout=10) as response:
         return json.loads(response.read())["signature"]["inputs"]
+
+
+def _status(url: str, *, auth: tuple[str, str] | None = None, data: bytes | None = None) -> int:
+    """The HTTP status of a request to ``url`` (basic auth with ``auth``)."""
+    headers = {"Content-Type": "application/json"}
+    if auth:
+        headers["Authorization"] = "Basic " + base64.b64encode(":".join(auth).encode()).decode()
+    request = urllib.request.Request(url, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+@pytest.mark.integration
+@pytest.mark.docker
+def test_mlflow_asks_for_credentials_and_the_tracking_user_is_no_admin(docker_client, running):
+    env = running.platform.env
+    api = f"{running.platform.tracking_uri()}/api/2.0/mlflow"
+    search = f"{api}/experiments/search?max_results=1"
+    user = (env["MLFLOW_TRACKING_USERNAME"], env["MLFLOW_TRACKING_PASSWORD"])
+    assert _status(f"{running.platform.tracking_uri()}/health") == 200  # probes need no user
+    assert _status(search) == 401
+    assert _status(search, auth=(user[0], "wrong-password")) == 401
+    assert _status(search, auth=user) == 200
+    admin = (env["MLFLOW_AUTH_ADMIN_USERNAME"], env["MLFLOW_AUTH_ADMIN_PASSWORD"])
+    assert admin[0] != user[0]
+    body = json.dumps({"username": "intruder", "password": "a-long-password-1"}).encode()
+    assert _status(f"{api}/users/create", auth=user, data=body) == 403  # admins only
+    # The auth store lives in Postgres beside the backend store, not in the container.
+    assert running.psql(docker_client, "mlflow_auth",
+                        f"select count(*) from users where username in ('{user[0]}', '{admin[0]}')"
+                        ) == "2"
+
+
+def _secret_values(running: Running) -> dict[str, str]:
+    """What must never reach Lab or a job container: superuser, admin and storage secrets."""
+    env = running.platform.env
+    return {key: env[key] for key in (
+        "POSTGRES_PASSWORD", "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY",
+        "MINIO_ROOT_PASSWORD", "PREDICTIONS_OWNER_PASSWORD", "PREDICTIONS_WRITER_PASSWORD",
+        "PGADMIN_PASSWORD")}
+
+
+def _leaks(environment: list[str], secrets: dict[str, str]) -> list[str]:
+    return [key for key, value in secrets.items()
+            if any(value in variable for variable in environment)]
+
+
+@pytest.mark.integration
+@pytest.mark.docker
+def test_lab_and_job_containers_hold_no_superuser_or_admin_secret(docker_client, running):
+    secrets = _secret_values(running)
+    lab_env = running.container(docker_client, "jupyter").attrs["Config"]["Env"]
+    assert _leaks(lab_env, secrets) == []
+    user = running.platform.env["MLFLOW_TRACKING_USERNAME"]
+    assert f"MLFLOW_TRACKING_USERNAME={user}" in lab_env
+
+    notebook = job_notebook(running.project / "inspected.ipynb", "seconds = 25",
+                            "import time\ntime.sleep(seconds)")
+    network = running.settings.docker_network
+    job = subprocess.Popen(
+        [sys.executable, "-m", "workbench.cli", "run", str(notebook), "--executor", "docker"],
+        env={**os.environ, **running.settings.as_env(),
+             "WORKBENCH_DOCKER_NETWORK": network,
+             "WORKBENCH_CONTAINER_TRACKING_URI": running.settings.container_tracking_uri},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        job_env: list[str] = []
+        deadline = time.monotonic() + 90
+        while not job_env and time.monotonic() < deadline and job.poll() is None:
+            for container in docker_client.containers.list(filters={
+                    "network": network, "label": "org.mlops-workbench.job.run_id"}):
+                job_env = container.attrs["Config"]["Env"]
+            time.sleep(0.5)
+        assert job_env, "no job container was seen running"
+        assert _leaks(job_env, secrets) == []
+        assert f"MLFLOW_TRACKING_USERNAME={user}" in job_env
+        _, err = job.communicate(timeout=180)
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.wait()
+    assert job.returncode == 0, err[-2000:]  # the job reached MLflow as the tracking user
+
+
+_PROBE = """
+import json, os
+import sqlalchemy as sa
+engine = sa.create_engine(os.environ["STORE_URL"])
+statements = {
+    "insert": "INSERT INTO predictions (request_id, created_at, model_name, n_rows, inputs, "
+              "outputs, latency_ms) VALUES ('probe', now(), 'role-probe', 1, '[]', '[]', 1.0)",
+    "select": "SELECT count(*) FROM predictions",
+    "update": "UPDATE predictions SET model_name = 'x' WHERE request_id = 'probe'",
+    "delete": "DELETE FROM predictions WHERE request_id = 'probe'",
+    "create": "CREATE TABLE role_probe (x int)",
+    "drop": "DROP TABLE predictions",
+}
+results = {}
+for name, sql in statements.items():
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(sql))
+        results[name] = "ok"
+    except sa.exc.DBAPIError as exc:
+        results[name] = getattr(exc.orig, "pgcode", None) or type(exc.orig).__name__
+print(json.dumps(results))
+"""
+DENIED = "42501"  # SQLSTATE insufficient_privilege
+
+
+def _probe(docker_client: Any, running: Running, role: str) -> dict[str, str]:
+    output = _docker.run_output(
+        docker_client, images.image_kind("workbench").tag, ["python", "-c", _PROBE],
+        network=running.settings.docker_network, environment={"STORE_URL": running.store_url(role)})
+    return json.loads(output.strip().splitlines()[-1])
+
+
+@pytest.mark.integration
+@pytest.mark.docker
+def test_the_serving_role_only_inserts_and_the_reader_only_reads(docker_client, running):
+    writer = _probe(docker_client, running, "writer")
+    assert writer == {"insert": "ok", "select": DENIED, "update": DENIED, "delete": DENIED,
+                      "create": DENIED, "drop": DENIED}
+    reader = _probe(docker_client, running, "reader")
+    assert reader == {"insert": DENIED, "select": "ok", "update": DENIED, "delete": DENIED,
+                      "create": DENIED, "drop": DENIED}
+    # The writer's row is there (read as the superuser), untouched by the refused statements.
+    assert running.psql(docker_client, "predictions",
+                        "select model_name from predictions where request_id = 'probe'"
+                        ) == "role-probe"
+
+
+@pytest.mark.integration
+@pytest.mark.docker
+def test_init_force_refuses_while_the_volumes_hold_data(docker_client, running):
+    directory = running.platform.directory
+    env_file = directory / ".env"
+    assert env_file.stat().st_mode & 0o777 == 0o600
+    before = env_file.read_bytes()
+    with pytest.raises(PlatformError) as refused:
+        init(directory, force=True, client=docker_client)
+    assert "workbench platform down --compose --volumes" in str(refused.value)
+    done = subprocess.run(
+        [sys.executable, "-m", "workbench.cli", "platform", "init", str(directory), "--force"],
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), done.stderr
+    assert f"--compose --volumes --dir {directory}" in lines[0]
+    assert env_file.read_bytes() == before  # the secrets the data was made with are kept
+    assert running.platform.status(docker_client).healthy
 
 
 @pytest.mark.integration
