@@ -17,6 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from workbench import _docker
 from workbench.config import Settings
 from workbench.platforms import EmbeddedPlatform
 from workbench.platforms.embedded import group_members
@@ -77,3 +78,25 @@ def test_two_platform_up_at_once_start_one_server(tmp_path: Path) -> None:
     while _servers_on(port) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _servers_on(port) == []
+
+
+@pytest.mark.docker
+def test_a_base_image_that_cannot_be_pulled_is_one_line_naming_the_setting(docker_client) -> None:
+    missing = f"workbench-test/no-such-base:{os.urandom(3).hex()}"
+    assert _docker.find_image(docker_client, missing) is None
+    env = {**os.environ, "WORKBENCH_BASE_IMAGE": missing}
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "workbench.cli", "image", "build", "serving"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, done.stderr
+    assert errors[0].startswith(f"error: base image {missing} is not on the Docker engine and "
+                                "cannot be pulled (")
+    assert "WORKBENCH_BASE_IMAGE" in errors[0]
+    assert "Traceback" not in done.stderr
+    # The pull was tried, and said so, before the error.
+    assert f"base image {missing} is not on the Docker engine; pulling it" in done.stderr
+    assert time.monotonic() - started < 120
+    assert _docker.find_image(docker_client, missing) is None
