@@ -100,3 +100,35 @@ def test_a_base_image_that_cannot_be_pulled_is_one_line_naming_the_setting(docke
     assert f"base image {missing} is not on the Docker engine; pulling it" in done.stderr
     assert time.monotonic() - started < 120
     assert _docker.find_image(docker_client, missing) is None
+
+
+def test_platform_up_waits_for_the_lock_holder_and_then_starts(tmp_path: Path) -> None:
+    import filelock
+
+    port = free_port()
+    platform = EmbeddedPlatform(Settings.from_env(
+        environ={}, cwd=tmp_path, home=str(tmp_path / ".workbench"), port=port))
+    platform.dir.mkdir(parents=True)
+    holder = filelock.FileLock(platform.lock_file)
+    holder.acquire()  # another `platform up`, in the middle of its start-up
+    up = subprocess.Popen([sys.executable, "-m", "workbench.cli", "platform", "up"],
+                          env=_cli_env(tmp_path, port), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(5)
+        assert up.poll() is None, "up did not wait for the lock"
+        assert _servers_on(port) == []  # nothing starts while the lock is held
+        holder.release()
+        out, err = up.communicate(timeout=240)
+        assert up.returncode == 0, err
+        assert out.strip() == f"http://127.0.0.1:{port}"
+        assert f"holds {platform.lock_file}; waiting" in err
+        assert _servers_on(port) == [platform.status().pid]
+    finally:
+        if holder.is_locked:
+            holder.release()
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+        platform.down()
+    assert _servers_on(port) == []
