@@ -132,3 +132,29 @@ def test_platform_up_waits_for_the_lock_holder_and_then_starts(tmp_path: Path) -
             up.wait()
         platform.down()
     assert _servers_on(port) == []
+
+
+@pytest.mark.docker
+def test_compose_up_with_a_missing_platform_image_is_one_line_and_starts_nothing(
+        docker_client, tmp_path: Path) -> None:
+    from workbench.platforms.compose import init
+
+    directory = tmp_path / "platform"
+    env_file = init(directory)
+    project = f"wbfault{os.urandom(3).hex()}"
+    missing = f"workbench-test/no-such-tracking:{os.urandom(3).hex()}"
+    text = env_file.read_text()
+    text = text.replace("COMPOSE_PROJECT_NAME=mlops-workbench", f"COMPOSE_PROJECT_NAME={project}")
+    env_file.write_text("".join(f"TRACKING_IMAGE={missing}\n" if line.startswith("TRACKING_IMAGE=")
+                                else line + "\n" for line in text.splitlines()))
+    done = subprocess.run(
+        [sys.executable, "-m", "workbench.cli", "platform", "up", "--compose", "--dir",
+         str(directory)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and missing in errors[0], done.stderr
+    assert "Traceback" not in done.stderr
+    # The images are checked before the platform starts: no container, no volume.
+    label = {"label": f"com.docker.compose.project={project}"}
+    assert docker_client.containers.list(all=True, filters=label) == []
+    assert docker_client.volumes.list(filters=label) == []
