@@ -28,7 +28,8 @@ STANDINS = ("postgres", "s3", "pgadmin")
 
 # The servers' own versions are pinned (their dependencies float): a new release on the index
 # should not change what CI runs until someone bumps it here and watches the tests pass.
-MOTO = "moto[server]==5.2.5"
+MOTO_VERSION = "5.2.5"
+MOTO = f"moto[server]=={MOTO_VERSION}"
 PGADMIN = "9.18"
 PGADMIN_REQUIREMENTS = (f"pgadmin4=={PGADMIN}", "gunicorn")
 
@@ -71,7 +72,7 @@ def build_standins(client: Any, base_image: str, progress: Progress = lambda _: 
             if name == "postgres":
                 tag = "workbench-ci/postgres:15"
             elif name == "s3":
-                tag = "workbench-ci/s3:moto"
+                tag = f"workbench-ci/s3:moto-{MOTO_VERSION}"
                 house = wheelhouse.resolve([MOTO], python_version, pins={}, progress=progress)
                 _copy_wheels(house.path, context / "wheels")
             else:
@@ -132,7 +133,7 @@ def _pgadmin_wheels(python_version: str, progress: Progress) -> Path:
     so building them here gives the wheels the image needs. ``pip wheel`` resolves for the
     host's interpreter, which is therefore required to have the image's Python minor version.
     """
-    host = "%d.%d" % sys.version_info[:2]
+    host = "{}.{}".format(*sys.version_info[:2])
     image = ".".join(python_version.split(".")[:2])
     if host != image:
         raise WheelhouseError(

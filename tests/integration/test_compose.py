@@ -84,6 +84,15 @@ def test_no_secret_has_a_default() -> None:
     assert all(example[secret] == "" for secret in SECRETS)
 
 
+def test_the_ci_stand_ins_are_pinned_too() -> None:
+    services = yaml.safe_load(CI_OVERRIDE.read_text())["services"]
+    for name, spec in services.items():
+        if "image" in spec:
+            tag = spec["image"].rsplit("/", 1)[-1].partition(":")[2]
+            assert tag and tag != "latest", f"{name}: {spec['image']} is not pinned"
+            assert any(c.isdigit() for c in tag), f"{name}: {spec['image']} names no version"
+
+
 @pytest.fixture(scope="module")
 def compose_cli() -> list[str]:
     try:
