@@ -18,18 +18,7 @@ from workbench.errors import (
     SchemaMismatch,
     WorkbenchError,
 )
-from workbench.monitoring.drift import (
-    DRIFT,
-    OK,
-    WARN,
-    Thresholds,
-    check_drift,
-    chi_square,
-    js_distance,
-    ks_pvalue,
-    ks_statistic,
-    psi,
-)
+from workbench.monitoring.drift import DRIFT, OK, WARN, Thresholds, check_drift
 from workbench.monitoring.profile import (
     CATEGORICAL,
     NUMERIC,
@@ -40,6 +29,7 @@ from workbench.monitoring.profile import (
 )
 from workbench.monitoring.report import render_html, summary_json
 from workbench.monitoring.service import DriftCheck, parse_time
+from workbench.monitoring.stats import chi_square, js_distance, ks_pvalue, ks_statistic, psi
 from workbench.registry import Instance
 
 
