@@ -6,6 +6,8 @@ in a time window), runs the check, writes the HTML report and the JSON summary, 
 to a monitoring run in the model's experiment (tagged ``workbench.monitored_model`` and
 ``workbench.monitored_version``, with the logged model as the run's input), and sets the
 ``drift_status``, ``drift_checked_at`` and ``drift_run_id`` tags on the model version.
+A report that cannot be written or logged ends that run FAILED (KILLED on Ctrl-C) with the
+reason in its ``workbench.failure`` tag and its note; it never stays RUNNING.
 
 Every reason a check cannot be made raises a :class:`~workbench.errors.MonitoringError`
 (exit status 2 in the CLI); a drift verdict is a result, which
@@ -222,8 +224,8 @@ def _check(ref: str | Instance, settings: Settings, current: Any, start: dt.date
             raise MonitoringError(f"{exc}; monitoring run {run_id} marked FAILED") from exc
         raise
     except BaseException:
-        # Ctrl-C (or anything unforeseen) while drawing or logging: the run must not stay
-        # RUNNING, and the original exception goes on unchanged.
+        # Ctrl-C (or SystemExit) while drawing or logging: every Exception became a
+        # MonitoringError above; the run must not stay RUNNING, and this goes on unchanged.
         if run_id:
             _fail_run(client, run_id, "the drift check was interrupted", "KILLED")
         raise
