@@ -25,7 +25,7 @@ from workbench.demo.data import FEATURES, TARGET
 from workbench.demo.training import build_pipeline
 from workbench.naming import ModelName
 from workbench.pytest_plugin import free_port
-from workbench.serving.prediction_log import read_predictions
+from workbench.store.reader import read_predictions
 
 pytestmark = pytest.mark.integration
 IRIS_COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]

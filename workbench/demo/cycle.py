@@ -193,7 +193,7 @@ def serve_and_replay(settings: Settings, table: Path, summary: DemoSummary,
     from workbench.demo.data import FEATURES
     from workbench.errors import WorkbenchError
     from workbench.platforms.embedded import free_port
-    from workbench.serving.prediction_log import read_predictions
+    from workbench.store.reader import read_predictions
     from workbench.serving.replay import replay
 
     port = free_port(settings.host)
