@@ -54,6 +54,12 @@ predictions_table = sa.Table(
     sa.Index("ix_predictions_created_at", "created_at"),
 )
 
+# What the writer inserts into: the table without its id. Inserting through the Table would
+# fetch each new id (RETURNING, or nextval() first), which needs SELECT on the table or
+# USAGE on the sequence; the serving role has INSERT alone, and the database fills the id.
+insert_target = sa.table(TABLE_NAME, *(sa.column(column.name, column.type)
+                                       for column in predictions_table.c if column.name != "id"))
+
 meta_table = sa.Table(
     META_TABLE_NAME,
     metadata,

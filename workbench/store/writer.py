@@ -38,15 +38,23 @@ from sqlalchemy.engine import Engine
 from workbench.errors import ConfigError
 from workbench.store import schema
 from workbench.store.engine import create_engine, one_line, utc
-from workbench.store.schema import MODEL_NAME_LEN, REQUEST_ID_LEN, predictions_table
+from workbench.store.schema import MODEL_NAME_LEN, REQUEST_ID_LEN, insert_target
 
 logger = logging.getLogger(__name__)
 
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
-# The store refuses the data itself: the same rows would fail again however often retried.
-# Connection loss is an OperationalError or InterfaceError and stays transient.
-PERMANENT_ERRORS: tuple[type[Exception], ...] = (
-    sa.exc.IntegrityError, sa.exc.DataError, sa.exc.ProgrammingError, sa.exc.NotSupportedError)
+# The store is unreachable, locked or restarting: the same rows can succeed later. Anything
+# else the store or its driver raises (integrity, data or programming errors, a value the
+# driver cannot send) refuses the data itself and would fail again however often retried.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DisconnectionError,
+    sa.exc.TimeoutError, OSError)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failed write may succeed if retried (the store is down, not the data bad)."""
+    return isinstance(exc, TRANSIENT_ERRORS) or bool(getattr(exc, "connection_invalidated",
+                                                             False))
 
 
 @dataclass(frozen=True)
@@ -328,10 +336,12 @@ class PredictionLog:
             self._schema_ready = False
             self._settle(rows, written=0, rejected=len(rows), remaining=[], error=exc)
             return False
-        except PERMANENT_ERRORS:
-            return self._write_row_by_row(rows, failing)
         except Exception as exc:
-            return self._unavailable(rows, exc, failing)
+            if is_transient(exc):
+                return self._unavailable(rows, exc, failing)
+            # Check the tables again before the next write: a dropped table is recreated.
+            self._schema_ready = False
+            return self._write_row_by_row(rows, failing)
         if failing:
             logger.info("prediction log: store reachable again")
         self._settle(rows, written=len(rows), rejected=0, remaining=[])
@@ -349,10 +359,11 @@ class PredictionLog:
                 self._settle(rows, written=written, rejected=len(rows) - written, remaining=[],
                              error=exc)
                 return False
-            except PERMANENT_ERRORS as exc:
-                rejected += 1
-                error = exc
             except Exception as exc:
+                if not is_transient(exc):
+                    rejected += 1
+                    error = exc
+                    continue
                 # The store went away in the middle: keep what is left for the retry.
                 remaining = rows[index:]
                 self._settle(rows, written=written, rejected=rejected, remaining=remaining,
@@ -367,7 +378,7 @@ class PredictionLog:
         with self._engine.begin() as conn:
             if not self._schema_ready:
                 schema.ensure(conn)
-            conn.execute(predictions_table.insert(), rows)
+            conn.execute(sa.insert(insert_target), rows)
         self._schema_ready = True
 
     def _unavailable(self, rows: list[dict[str, Any]], exc: BaseException, failing: bool) -> bool:
