@@ -43,6 +43,7 @@ from workbench.store.schema import MODEL_NAME_LEN, REQUEST_ID_LEN, insert_target
 logger = logging.getLogger(__name__)
 
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+_LOG_EVERY_S = 60.0
 # The store is unreachable, locked or restarting: the same rows can succeed later. Anything
 # else the store or its driver raises (integrity, data or programming errors, a value the
 # driver cannot send) refuses the data itself and would fail again however often retried.
@@ -153,7 +154,10 @@ class PredictionLog:
         self._closed = False
         self._thread: threading.Thread | None = None
         self._close_lock = threading.Lock()
-        self._schema_ready = False   # touched by the writer thread only
+        # Touched by the writer thread only.
+        self._schema_ready = False
+        self._last_logged: str | None = None
+        self._logged_at = 0.0
 
     @property
     def engine(self) -> Engine:
@@ -400,7 +404,11 @@ class PredictionLog:
         """Account for the held batch ``rows``: written, rejected (a write error each, and
         dropped), and what stays held for a retry."""
         message = one_line(error) if error is not None and rejected else None
-        if message:
+        now = time.monotonic()
+        if message and (message != self._last_logged or now - self._logged_at > _LOG_EVERY_S):
+            # A store that refuses every batch (a foreign table) says so once a minute, not
+            # twice a second; /metrics counts every row.
+            self._last_logged, self._logged_at = message, now
             logger.error("prediction log: the store rejected %d of %d records: %s",
                          rejected, len(rows), message)
         with self._cond:
