@@ -144,7 +144,7 @@ def _split(frame: pd.DataFrame) -> dict:
 
 def test_endpoints_describe_the_model(churn_server, models):
     assert churn_server.get("/health")[0] == 200
-    status, body, _ = churn_server.get("/metadata")
+    _, body, _ = churn_server.get("/metadata")
     meta = json.loads(body)
     assert (meta["full_name"], meta["instance"], meta["version"], meta["data_date"]) == \
         ("churnserve_v1_20240131", "churnserve", "v1", "20240131")
@@ -182,8 +182,10 @@ ERROR_CODES = {400: "BAD_REQUEST", 413: "REQUEST_LIMIT_EXCEEDED", 415: "UNSUPPOR
 def _bad_cases(rows: pd.DataFrame) -> list[tuple[str, bytes | dict, str, int, str | None]]:
     split = _split(rows.head(2))
     records = json.loads(rows.head(2).to_json(orient="records"))
-    wrong_type = json.loads(json.dumps(records)); wrong_type[1]["monthly_charges"] = SECRET
-    null_int = json.loads(json.dumps(records)); null_int[0]["tenure_months"] = None
+    wrong_type = json.loads(json.dumps(records))
+    wrong_type[1]["monthly_charges"] = SECRET
+    null_int = json.loads(json.dumps(records))
+    null_int[0]["tenure_months"] = None
     missing = [{k: v for k, v in r.items() if k != "contract"} for r in records]
     unknown = [{**r, "zip_code": SECRET} for r in records]
     big = json.loads(json.dumps(records)) * 40
