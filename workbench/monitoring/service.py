@@ -364,7 +364,7 @@ def _from_store(settings: Settings, instance: Instance, start: dt.datetime | Non
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
-    from workbench.serving.prediction_log import read_predictions
+    from workbench.store.reader import read_predictions
 
     url = settings.prediction_store_url
     # The serving side logs predictions under this name (full name, else the source URI).
