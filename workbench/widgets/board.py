@@ -91,7 +91,7 @@ class ModelBoard(widgets.VBox):
             for alias in PROMOTION_ALIASES
         }
         for alias, button in self.promote_buttons.items():
-            button.on_click(self._shown_errors(lambda _, alias=alias: self.ask(alias)))
+            button.on_click(self._shown_errors(self._asker(alias)))
 
         self.confirm_text = _classed(widgets.HTML(), "workbench-confirm-text")
         self.reason = _classed(widgets.Text(description="reason",
@@ -332,6 +332,12 @@ class ModelBoard(widgets.VBox):
                     if promotion.overridden else "")
         self._say(f"{alias}: {was} -> {promotion.current.label} (by {promotion.by}{overrode})")
         return promotion
+
+    def _asker(self, alias: str) -> Callable[[Any], None]:
+        def ask(_: Any) -> None:
+            self.ask(alias)
+
+        return ask
 
     def cancel(self) -> None:
         self.pending = ""
