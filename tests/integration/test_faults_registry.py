@@ -1,0 +1,136 @@
+"""Registry faults with real processes: a registration race, and a tracking server that stopped.
+
+Each case asserts what the user sees (the error class, one line, the exit status) and what
+the registry keeps afterwards.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from _processes import stop_session
+
+from workbench import tracking
+from workbench.config import Settings
+from workbench.naming import ModelName
+from workbench.platforms import EmbeddedPlatform
+from workbench.platforms.embedded import free_port
+from workbench.registry import MODEL_NAME_TAG
+
+pytestmark = pytest.mark.integration
+
+ROUNDS = 3
+
+# One registration in its own interpreter: get ready (imports, a fitted model), say so,
+# wait for the go file, register, print what happened as one JSON line.
+_RACER = r"""
+import json, os, sys, time
+import numpy as np, pandas as pd
+from sklearn.linear_model import LogisticRegression
+from workbench.config import Settings
+from workbench.errors import ModelAlreadyRegistered
+from workbench.naming import ModelName
+from workbench.registry import Registry
+
+name, run_id, go = ModelName.parse(sys.argv[1]), sys.argv[2], sys.argv[3]
+rng = np.random.default_rng(0)
+X = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200)})
+model = LogisticRegression().fit(X, (X.a > 0).astype(int))
+registry = Registry(Settings.from_env())
+print("ready", flush=True)
+while not os.path.exists(go):
+    time.sleep(0.002)
+try:
+    instance = registry.register(model, name, run_id=run_id, input_example=X)
+    print(json.dumps({"won": instance.number}), flush=True)
+except ModelAlreadyRegistered as exc:
+    print(json.dumps({"error": type(exc).__name__, "message": str(exc)}), flush=True)
+"""
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    return {**os.environ, **settings.as_env(), "WORKBENCH_PORT": str(settings.port)}
+
+
+def test_two_processes_registering_one_full_name_leave_one_version(registry, settings,
+                                                                   unique_instance, tmp_path):
+    outcomes = []
+    for round_ in range(ROUNDS):
+        name = ModelName(unique_instance, "v1", f"2024010{round_ + 1}")
+        go = tmp_path / f"go-{round_}"
+        racers = []
+        for _ in range(2):
+            run_id = tracking.start_run(registry.client, unique_instance, str(name), {})
+            racers.append(subprocess.Popen(
+                [sys.executable, "-c", _RACER, str(name), run_id, str(go)], env=_env(settings),
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                start_new_session=True))
+        try:
+            for racer in racers:
+                assert racer.stdout is not None
+                assert racer.stdout.readline().strip() == "ready", racer.stderr.read()
+            go.touch()  # both are ready: they register at the same moment
+            results = []
+            for racer in racers:
+                out, err = racer.communicate(timeout=300)
+                assert racer.returncode == 0, err
+                results.append(json.loads(out.strip().splitlines()[-1]))
+        finally:
+            for racer in racers:
+                stop_session(racer, grace=5)
+
+        won = [r for r in results if "won" in r]
+        lost = [r for r in results if "error" in r]
+        assert len(won) == 1 and len(lost) == 1, results
+        assert lost[0]["error"] == "ModelAlreadyRegistered"
+        assert "already registered" in lost[0]["message"] and "\n" not in lost[0]["message"]
+        kept = registry.client.search_model_versions(
+            f"name = '{unique_instance}' and tag.{MODEL_NAME_TAG} = '{name}'")
+        assert [int(v.version) for v in kept] == [won[0]["won"]]
+        assert registry.resolve(str(name)).number == won[0]["won"]
+        outcomes.append(won[0]["won"])
+
+    # Every round kept exactly one version; a gap in the numbers is a loser that created its
+    # version and then withdrew it (the race was real, not settled by the early check).
+    versions = registry.client.search_model_versions(f"name = '{unique_instance}'")
+    assert sorted(int(v.version) for v in versions) == outcomes
+    print(f"race: kept versions {outcomes}; at least this many withdrawn after creating: "
+          f"{outcomes[-1] - len(outcomes)}")
+
+
+@pytest.fixture(scope="module")
+def stopped_server(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings of a real embedded tracking server that was started, then stopped."""
+    home = tmp_path_factory.mktemp("stopped-platform")
+    settings = Settings.from_env(environ={}, cwd=home, home=str(home / "state"),
+                                 port=free_port(), data_dir=str(home / "data"))
+    platform = EmbeddedPlatform(settings, workers=1)
+    platform.up()
+    platform.down()
+    return settings
+
+
+@pytest.mark.parametrize("args", [
+    ("models", "list"),
+    ("models", "show", "churn@champion"),
+    ("models", "history", "churn"),
+    ("models", "rollback", "churn", "--reason", "server test"),
+])
+def test_models_commands_with_the_server_stopped_say_so_in_one_line(stopped_server: Settings,
+                                                                     args: tuple[str, ...],
+                                                                     tmp_path: Path):
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "workbench.cli", *args], capture_output=True,
+                          text=True, env=_env(stopped_server), timeout=60, cwd=tmp_path)
+    elapsed = time.monotonic() - started
+    assert done.returncode != 0 and done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    assert stopped_server.tracking_uri in lines[0] and "workbench platform up" in lines[0]
+    assert "Traceback" not in done.stderr
+    assert elapsed < 5, f"took {elapsed:.1f} s"
