@@ -188,19 +188,6 @@ class Registry:
             f"{name.data_date})"
         )
 
-    def delete_instance(self, instance: Instance) -> None:
-        """Delete one model version (and the logged model behind it), e.g. a failed job's.
-
-        Raises:
-            TrackingError: the tracking server failed or cannot be reached.
-        """
-        with self._calling(f"deleting {instance.label}"):
-            try:
-                self.client.delete_model_version(instance.registered_model, str(instance.number))
-            except Exception as error:
-                if not tracking_client.is_not_found(error):
-                    raise
-
     def _log_model_output(self, run_id: str, model_id: str) -> None:
         from mlflow.entities import LoggedModelOutput
 
