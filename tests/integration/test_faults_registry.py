@@ -17,10 +17,11 @@ from _processes import stop_session
 
 from workbench import tracking
 from workbench.config import Settings
+from workbench.errors import TrackingError
 from workbench.naming import ModelName
 from workbench.platforms import EmbeddedPlatform
 from workbench.platforms.embedded import free_port
-from workbench.registry import MODEL_NAME_TAG
+from workbench.registry import MODEL_NAME_TAG, Registry
 
 pytestmark = pytest.mark.integration
 
@@ -104,15 +105,41 @@ def test_two_processes_registering_one_full_name_leave_one_version(registry, set
 
 
 @pytest.fixture(scope="module")
-def stopped_server(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """Settings of a real embedded tracking server that was started, then stopped."""
+def stopped_platform(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Registry]:
+    """A real embedded tracking server that was started, then stopped, and a Registry built
+    while it ran (as a widget or a kernel holds one)."""
     home = tmp_path_factory.mktemp("stopped-platform")
     settings = Settings.from_env(environ={}, cwd=home, home=str(home / "state"),
                                  port=free_port(), data_dir=str(home / "data"))
     platform = EmbeddedPlatform(settings, workers=1)
     platform.up()
-    platform.down()
-    return settings
+    try:
+        registry = Registry(settings)
+        assert registry.registered_models() == []
+    finally:
+        platform.down()
+    return settings, registry
+
+
+@pytest.fixture(scope="module")
+def stopped_server(stopped_platform: tuple[Settings, Registry]) -> Settings:
+    return stopped_platform[0]
+
+
+@pytest.mark.parametrize("call", [
+    lambda registry: registry.list_instances(),
+    lambda registry: registry.resolve("churn@champion"),
+    lambda registry: registry.promote("churn_v1_20240131", reason="server test"),
+    lambda registry: registry.history("churn"),
+], ids=["list", "resolve", "promote", "history"])
+def test_a_registry_whose_server_stopped_says_so_within_seconds(stopped_platform, call):
+    settings, registry = stopped_platform
+    registry.probe_interval = 0  # the last good probe was during set-up, seconds ago
+    started = time.monotonic()
+    with pytest.raises(TrackingError) as raised:
+        call(registry)
+    assert time.monotonic() - started < 5
+    assert settings.tracking_uri in str(raised.value) and "\n" not in str(raised.value)
 
 
 @pytest.mark.parametrize("args", [

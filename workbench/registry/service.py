@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -59,6 +60,8 @@ if TYPE_CHECKING:
 #: Page sizes for listing; tests pass small ones to cross page boundaries.
 MODELS_PAGE = 100
 VERSIONS_PAGE = 1000
+#: How long a good answer from ``/health`` is trusted before the server is probed again.
+PROBE_INTERVAL_S = 1.0
 #: Run ids per ``search_runs`` request (the filter is ``attributes.run_id IN (...)``).
 RUNS_BATCH = 100
 
@@ -74,7 +77,8 @@ class Registry:
 
     Raises:
         TrackingError: no client was given and the HTTP tracking server does not answer
-            (checked once here, in seconds, so a face never waits on MLflow's retries).
+            (checked here and again before calls, at most once per ``probe_interval``
+            seconds, so a face never waits on MLflow's retries).
     """
 
     def __init__(self, settings: Settings, client: MlflowClient | None = None,
@@ -82,13 +86,26 @@ class Registry:
         from workbench.tracking import make_client
 
         self.settings = settings
-        if client is None:
-            tracking_client.require_server(settings)
+        # Only a client built here is probed: an injected one (tests, fakes) may have no server.
+        self._probing = client is None and settings.tracking_uri.startswith(("http://", "https://"))
+        #: Seconds a good probe stays good; a listing makes many calls, one probe is enough.
+        self.probe_interval = PROBE_INTERVAL_S
+        self._probed_at = -float("inf")
+        self._probe()
         self.client = client if client is not None else make_client(settings)
         self.models_page = page_size or MODELS_PAGE
         self.versions_page = page_size or VERSIONS_PAGE
 
+    def _probe(self) -> None:
+        # MLflow retries a dead server with backoff for minutes; /health answers in
+        # milliseconds, or the face says in seconds that nothing is there. A Registry lives
+        # long in a widget or a kernel, so the server is probed again, not only at the start.
+        if self._probing and time.monotonic() - self._probed_at >= self.probe_interval:
+            tracking_client.require_server(self.settings)
+            self._probed_at = time.monotonic()
+
     def _calling(self, doing: str) -> AbstractContextManager[None]:
+        self._probe()
         return tracking_client.mlflow_errors(self.settings, doing)
 
     # -- registering -------------------------------------------------------------------------
