@@ -94,6 +94,10 @@ def test_two_processes_registering_one_full_name_leave_one_version(registry, set
             f"name = '{unique_instance}' and tag.{MODEL_NAME_TAG} = '{name}'")
         assert [int(v.version) for v in kept] == [won[0]["won"]]
         assert registry.resolve(str(name)).number == won[0]["won"]
+        # The loser's logged model is deleted too: one live model files entry for the name.
+        experiment = registry.client.get_run(registry.resolve(str(name)).run_id).info.experiment_id
+        live = registry.client.search_logged_models([experiment], filter_string=f"name = '{name}'")
+        assert len(live) == 1
         outcomes.append(won[0]["won"])
 
     # Every round kept exactly one version; a gap in the numbers is a loser that created its
