@@ -315,6 +315,44 @@ def models_promote(ref: str, alias: str, reason: str, force: bool) -> None:
     click.echo(f"{alias} -> {promotion.current.label}{previous}{overridden}")
 
 
+@models.command("history")
+@click.argument("instance")
+@click.option("--alias", type=click.Choice(["champion", "challenger"]), default=None,
+              help="only this alias's moves")
+@click.option("--json", "as_json", is_flag=True, help="print the records as JSON")
+def models_history(instance: str, alias: str | None, as_json: bool) -> None:
+    """Every promotion and rollback of INSTANCE (a registered model), oldest first."""
+    records = _registry().history(instance, alias)
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in records], indent=2))
+        return
+    if not records:
+        _say(f"no promotions recorded for {instance}")
+    click.echo(_table(
+        ["when", "action", "alias", "from", "to", "by", "overridden", "reason"],
+        [[r.at, r.action, r.alias, r.from_name or "-", r.to_name, r.by,
+          ",".join(r.overridden) or "-", r.reason or "-"] for r in records],
+    ))
+
+
+@models.command("rollback")
+@click.argument("instance")
+@click.option("--alias", type=click.Choice(["champion", "challenger"]), default="champion",
+              show_default=True)
+@click.option("--reason", required=True, help="why (kept in the history)")
+def models_rollback(instance: str, alias: str, reason: str) -> None:
+    """Move ALIAS of INSTANCE back to the instance its holder replaced.
+
+    Gates do not refuse a rollback (it restores an instance that passed them once); any
+    that would have refused is recorded as overridden in the history.
+    """
+    promotion = _registry().rollback(instance, alias, reason=reason)
+    was = f" (was {promotion.previous.label})" if promotion.previous else ""
+    bypassed = (f" [bypassed the {', '.join(promotion.overridden)} gate]"
+                if promotion.overridden else "")
+    click.echo(f"{alias} -> {promotion.current.label}{was}{bypassed}")
+
+
 # -- predictions ---------------------------------------------------------------------------------
 @cli.command("predict")
 @click.argument("ref")

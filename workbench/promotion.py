@@ -5,8 +5,10 @@ Two gates, both on by default (``Settings.promotion_gates``):
 ``metric``
     A new champion is not worse than the current champion on the primary metric (in the
     direction ``greater_is_better`` says). A candidate without the metric fails when the
-    champion has it: nothing shows it is not worse. Only ``champion`` is gated this way: a
-    challenger is by definition the one to try against the champion, often a weaker one.
+    champion has it: nothing shows it is not worse; so does one whose metric is NaN or
+    infinite. A champion without a usable metric gives nothing to be worse than. Only
+    ``champion`` is gated this way: a challenger is by definition the one to try against
+    the champion, often a weaker one.
 ``drift``
     The candidate's last drift check (the ``drift_status`` model version tag that
     ``workbench monitor drift`` writes) did not find drift. Gates ``champion`` and
@@ -17,6 +19,7 @@ Pure functions over :class:`~workbench.registry.Instance`; ``Registry.promote`` 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -24,7 +27,7 @@ from workbench.errors import ConfigError
 
 if TYPE_CHECKING:
     from workbench.config import Settings
-    from workbench.registry import Instance
+    from workbench.registry.types import Instance
 
 METRIC, DRIFT = "metric", "drift"
 GATES = (METRIC, DRIFT)
@@ -91,19 +94,32 @@ def check_gates(candidate: Instance, current: Instance | None, alias: str,
 def _metric_gate(candidate: Instance, current: Instance, alias: str,
                  settings: Settings) -> GateFailure | None:
     metric = settings.primary_metric
-    theirs = current.metrics.get(metric)
+    theirs = _usable(current.metrics.get(metric))
     if theirs is None:
         return None  # nothing to be worse than
     mine = candidate.metrics.get(metric)
     if mine is None:
         return GateFailure(METRIC, f"{candidate.label} has no {metric} to compare with the "
-                                   f"{alias} {current.label} ({theirs:.4f})")
+                                   f"{alias} {current.label} ({theirs:.4f}); log it in the "
+                                   "training run")
+    if _usable(mine) is None:
+        # NaN compares false both ways, so it would pass as "not worse" if not caught here.
+        return GateFailure(METRIC, f"{candidate.label} has {metric} {mine} (not a finite number), "
+                                   f"nothing to compare with the {alias} {current.label} "
+                                   f"({theirs:.4f}); fix the metric in the training run")
     worse = mine < theirs if settings.greater_is_better else mine > theirs
     if not worse:
         return None
     direction = "higher" if settings.greater_is_better else "lower"
     return GateFailure(METRIC, f"{candidate.label} has {metric} {mine:.4f}, worse than the "
                                f"{alias} {current.label} ({theirs:.4f}; {direction} is better)")
+
+
+def _usable(value: float | None) -> float | None:
+    """``value`` when it is a finite number, else None (NaN and infinities compare nothing)."""
+    if value is None or math.isnan(value) or math.isinf(value):
+        return None
+    return value
 
 
 def drift_status(instance: Instance) -> str | None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench import lineage
+from workbench import client, lineage
 from workbench.config import Settings
 from workbench.errors import TrackingError
 
@@ -37,18 +37,12 @@ def make_client(settings: Settings) -> MlflowClient:
 def require_server(settings: Settings) -> None:
     """Fail in one line, at once, when an HTTP tracking server does not answer.
 
-    Without this, MLflow's client retries a dead server with backoff for minutes.
+    Kept here for the callers that import it from ``tracking``; see :mod:`workbench.client`.
 
     Raises:
         TrackingError: the server does not answer ``/health``.
     """
-    from workbench.platforms.embedded import answers
-
-    uri = settings.tracking_uri
-    if uri.startswith(("http://", "https://")) and not answers(uri):
-        hint = ("start it with `workbench platform up`" if uri == settings.embedded_tracking_uri
-                else "check MLFLOW_TRACKING_URI")
-        raise TrackingError(f"no tracking server answers at {uri}; {hint}")
+    client.require_server(settings)
 
 
 def ensure_experiment(client: MlflowClient, name: str) -> str:

@@ -83,3 +83,46 @@ def test_bad_references_are_one_line(settings, args, message):
     assert done.returncode == 1
     assert done.stderr.strip().startswith("error: ") and message in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_history_and_rollback(settings, two_instances):
+    instance = two_instances
+    v1, v2 = f"{instance}_v1_20240131", f"{instance}_v2_20240131"
+    empty = _cli(settings, "models", "history", instance, "--json")
+    assert empty.returncode == 0 and json.loads(empty.stdout) == []
+    for ref, reason in ((v1, "first"), (v2, "best auc")):
+        done = _cli(settings, "models", "promote", ref, "--reason", reason)
+        assert done.returncode == 0, done.stderr
+
+    no_reason = _cli(settings, "models", "rollback", instance)
+    assert no_reason.returncode == 2 and "--reason" in no_reason.stderr  # a usage error
+    rolled = _cli(settings, "models", "rollback", instance, "--reason", "v2 mispredicts")
+    assert rolled.returncode == 0, rolled.stderr
+    # v1 is worse on roc_auc: the rollback goes ahead and says it bypassed the gate.
+    assert rolled.stdout.strip() == f"champion -> {v1} (was {v2}) [bypassed the metric gate]"
+    shown = json.loads(_cli(settings, "models", "show", f"{instance}@champion").stdout)
+    assert shown["full_name"] == v1 and shown["serialization"] == "skops"
+
+    history = _cli(settings, "models", "history", instance, "--json")
+    assert history.returncode == 0, history.stderr
+    records = json.loads(history.stdout)
+    assert [(r["action"], r["alias"], r["from"], r["to"], r["reason"], r["overridden"])
+            for r in records] == [
+        ("promote", "champion", None, v1, "first", []),
+        ("promote", "champion", v1, v2, "best auc", []),
+        ("rollback", "champion", v2, v1, "v2 mispredicts", ["metric"]),
+    ]
+    assert all(r["by"] and r["at"] and r["id"] for r in records)
+    table = _cli(settings, "models", "history", instance)
+    lines = table.stdout.splitlines()
+    assert table.returncode == 0 and lines[0].split() == [
+        "when", "action", "alias", "from", "to", "by", "overridden", "reason"]
+    assert len(lines) == 4 and lines[3].split()[1:5] == ["rollback", "champion", v2, v1]
+
+    # v1 replaced nothing: one line saying so, exit 1, and the alias stays.
+    again = _cli(settings, "models", "rollback", instance, "--reason", "once more")
+    assert again.returncode == 1 and again.stderr.startswith("error: ")
+    assert len(again.stderr.strip().splitlines()) == 1 and "nothing to roll back to" in again.stderr
+    assert len(json.loads(_cli(settings, "models", "history", instance, "--json").stdout)) == 3
+    missing = _cli(settings, "models", "history", f"{instance}-none")
+    assert missing.returncode == 1 and "no registered model" in missing.stderr

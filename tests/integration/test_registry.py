@@ -1,6 +1,8 @@
 """The registry under the naming convention, against a real mlflow server."""
 from __future__ import annotations
 
+from collections import Counter
+
 import mlflow
 import numpy as np
 import pandas as pd
@@ -17,7 +19,7 @@ from workbench.errors import (
     UnsupportedModel,
 )
 from workbench.naming import ModelName
-from workbench.registry import AUDIT_PREFIX
+from workbench.registry import AUDIT_PREFIX, HISTORY_PREFIX, SERIALIZATION_TAG, Registry
 
 pytestmark = pytest.mark.integration
 
@@ -173,3 +175,105 @@ def test_unsupported_models_are_refused_before_anything_is_logged(registry, uniq
         registry.register(object(), ModelName(unique_instance, "v1", "20240131"), run_id=run_id)
     with pytest.raises(ModelNotFound):
         registry.list_instances(unique_instance)
+
+
+class _Counting:
+    """A real MlflowClient that counts the calls made through it."""
+
+    def __init__(self, client) -> None:
+        self._client = client
+        self.calls: Counter[str] = Counter()
+
+    def __getattr__(self, name: str):
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        def counted(*args, **kwargs):
+            self.calls[name] += 1
+            return attribute(*args, **kwargs)
+
+        return counted
+
+
+def test_listing_crosses_pages_without_one_request_per_version(registry, unique_instance,
+                                                               settings):
+    names = [ModelName(unique_instance, f"v{n}", "20240131") for n in range(1, 6)]
+    for n, name in enumerate(names):
+        _register(registry, name, metric=0.5 + n / 100, seed=n)
+    _register(registry, ModelName(f"{unique_instance}-b", "v1", "20240131"))
+    _register(registry, ModelName(f"{unique_instance}-c", "v1", "20240131"))
+
+    counting = _Counting(registry.client)
+    small = Registry(settings, client=counting, page_size=2)
+    instances = small.list_instances(unique_instance)
+    assert [i.full_name for i in instances] == [str(n) for n in reversed(names)]
+    assert [i.metrics["roc_auc"] for i in instances] == pytest.approx([0.54, 0.53, 0.52, 0.51, 0.5])
+    assert counting.calls["search_model_versions"] == 3  # 5 versions, 2 a page
+    assert counting.calls["get_run"] == 0 and counting.calls["search_runs"] == 1
+
+    # Every registered model, two a page, is the same list as one big page gives.
+    everything = small.registered_models()
+    assert {unique_instance, f"{unique_instance}-b", f"{unique_instance}-c"} <= set(everything)
+    assert everything == registry.registered_models()
+    assert counting.calls["search_registered_models"] >= len(everything) // 2  # page by page
+    all_instances = small.list_instances()
+    assert {i.full_name for i in all_instances} >= {str(n) for n in names}
+
+
+def test_models_are_saved_with_skops_and_predict_the_same_after_reload(registry, unique_instance,
+                                                                       settings):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+
+    X, y = _frame(4)
+    X["c"] = np.where(X.a > 0.5, "high", "low")
+    pipeline = make_pipeline(
+        ColumnTransformer([("num", StandardScaler(), ["a", "b"]),
+                           ("cat", OneHotEncoder(handle_unknown="ignore"), ["c"])]),
+        HistGradientBoostingClassifier(max_iter=20),
+    ).fit(X, y)
+    # A lambda exists only in this process: skops cannot keep it, cloudpickle must.
+    with_code = make_pipeline(FunctionTransformer(lambda frame: frame[["a", "b"]]),
+                              LogisticRegression()).fit(X, y)
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    for version, model, expected in (("v1", pipeline, "skops"), ("v2", with_code, "cloudpickle")):
+        name = ModelName(unique_instance, version, "20240131")
+        run_id = tracking.start_run(registry.client, unique_instance, str(name), {})
+        instance = registry.register(model, name, run_id=run_id, input_example=X)
+        assert instance.serialization == expected
+        assert registry.resolve(str(name)).tags[SERIALIZATION_TAG] == expected
+        assert instance.as_dict()["serialization"] == expected
+        loaded = mlflow.pyfunc.load_model(instance.uri)
+        assert loaded.metadata.flavors["sklearn"]["serialization_format"] == expected
+        assert list(loaded.predict(X)) == list(model.predict(X))
+    flavor = mlflow.pyfunc.load_model(f"models:/{unique_instance}/1").metadata.flavors["sklearn"]
+    assert flavor["skops_trusted_types"] == [
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
+
+
+def test_the_history_keeps_every_promotion_in_order(registry, unique_instance):
+    a, _, _ = _register(registry, ModelName(unique_instance, "v1", "20240131"), metric=0.6)
+    b, _, _ = _register(registry, ModelName(unique_instance, "v2", "20240131"), metric=0.8, seed=1)
+    registry.promote(a, "champion", reason="first", by="alice")
+    registry.promote(b, "challenger", reason="try it", by="bob")
+    registry.promote(b, "champion", reason="better", by="bob")
+    registry.promote(a, "champion", reason="v2 misbehaves", by="carol", override=True)
+
+    history = registry.history(unique_instance)
+    assert [(r.alias, r.from_version, r.to_version, r.by, r.reason, r.overridden)
+            for r in history] == [
+        ("champion", None, a.number, "alice", "first", ()),
+        ("challenger", None, b.number, "bob", "try it", ()),
+        ("champion", a.number, b.number, "bob", "better", ()),
+        ("champion", b.number, a.number, "carol", "v2 misbehaves", ("metric",)),
+    ]
+    assert [r.id for r in history] == sorted(r.id for r in history)
+    assert len(registry.history(unique_instance, "champion")) == 3
+    # One registered-model tag per promotion: none was overwritten.
+    tags = registry.client.get_registered_model(unique_instance).tags
+    assert sum(k.startswith(HISTORY_PREFIX) for k in tags) == 4
+    with pytest.raises(ModelNotFound, match="no registered model"):
+        registry.history(f"{unique_instance}-none")

@@ -59,6 +59,11 @@ def test_board_promotes_after_confirmation_and_leaves_an_audit_trail(registry, r
     assert "champion.retired_at" in _audit(registry, v1)
     assert f"{v1.full_name} -&gt; {v2.full_name}" in board.message.value
     assert board.holder("champion").number == v2.number  # the board re-read the registry
+    # The history under the board, newest first, as the registry keeps it.
+    assert [(r.from_version, r.to_version) for r in board.records] == [
+        (None, v1.number), (v1.number, v2.number)]
+    newest = board.history.value.split("<tr>")[2]
+    assert "better roc_auc" in newest and str(v2.full_name) in newest
 
 
 def test_board_shows_gate_refusals_and_promotes_only_with_an_override_and_reason(

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 
 import numpy as np
@@ -18,18 +19,7 @@ from workbench.errors import (
     SchemaMismatch,
     WorkbenchError,
 )
-from workbench.monitoring.drift import (
-    DRIFT,
-    OK,
-    WARN,
-    Thresholds,
-    check_drift,
-    chi_square,
-    js_distance,
-    ks_pvalue,
-    ks_statistic,
-    psi,
-)
+from workbench.monitoring.drift import DRIFT, OK, WARN, Thresholds, check_drift
 from workbench.monitoring.profile import (
     CATEGORICAL,
     NUMERIC,
@@ -40,6 +30,7 @@ from workbench.monitoring.profile import (
 )
 from workbench.monitoring.report import render_html, summary_json
 from workbench.monitoring.service import DriftCheck, parse_time
+from workbench.monitoring.stats import chi_square, js_distance, ks_pvalue, ks_statistic, psi
 from workbench.registry import Instance
 
 
@@ -117,7 +108,7 @@ def test_numeric_psi_uses_the_stored_bins():
     fp = profile.feature("x")
     assert len(fp.bin_edges) == 9 and sum(fp.bin_counts) == 1000
     edges = np.array([-np.inf, *fp.bin_edges, np.inf])
-    bins = list(zip(edges, edges[1:]))
+    bins = list(itertools.pairwise(edges))
     ref = np.array([((reference.x > lo) & (reference.x <= hi)).mean() for lo, hi in bins])
     cur = np.array([((current.x > lo) & (current.x <= hi)).mean() for lo, hi in bins])
     row = next(f for f in check_drift(profile, current).features if f.name == "x")
@@ -237,7 +228,7 @@ def test_unseen_categories_are_reported_and_drift():
 def test_rare_categories_share_one_bucket_and_labels_are_normalised():
     reference = pd.DataFrame({"k": [f"k{i}" for i in range(60)] * 2 + ["k0"] * 10})
     fp = build_profile(reference, max_categories=5).feature("k")
-    assert len(fp.categories) == 5 and list(fp.categories)[0] == "k0"
+    assert len(fp.categories) == 5 and next(iter(fp.categories)) == "k0"
     assert fp.other == 130 - sum(fp.categories.values())
     # Integral numbers are one category whatever their type (the prediction store hands back
     # floats and objects).
@@ -267,7 +258,7 @@ def test_profile_json_round_trip_and_kinds():
     assert forced.feature("n").kind == CATEGORICAL
     with pytest.raises(ProfileError, match="not in the frame"):
         build_profile(frame, numeric=["missing"])
-    with pytest.raises(ProfileError, match="'c' holds '.', not a number"):
+    with pytest.raises(ProfileError, match=r"'c' holds '[abc]', not a number"):
         build_profile(frame[["c"]], numeric=["c"])
     with pytest.raises(ProfileError, match="2 predictions for 300"):
         build_profile(frame, [1, 2])

@@ -18,7 +18,11 @@ ROWS = [{"age": 30, "charges": 10.5, "plan": "basic", "active": True},
         {"age": 41, "charges": None, "plan": "pro", "active": False}]
 
 
-def batch(body: bytes | dict, content_type: str = "application/json", limits: Limits = Limits()):
+DEFAULT_LIMITS = Limits()
+
+
+def batch(body: bytes | dict, content_type: str = "application/json",
+          limits: Limits = DEFAULT_LIMITS):
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     return to_batch(*parse_body(raw, content_type), SCHEMA, limits)
 

@@ -11,7 +11,7 @@ from workbench import tracking
 from workbench.config import Settings
 from workbench.errors import OverrideNeedsReason, PromotionRefused
 from workbench.promotion import check_gates
-from workbench.registry import Instance, Promotion
+from workbench.registry import HistoryRecord, Instance, Promotion
 from workbench.tracking import RunSummary
 from workbench.widgets import ModelBoard, RunBrowser
 from workbench.widgets.board import VERSION_SORT
@@ -24,6 +24,10 @@ class FakeRegistry:
         self.settings = settings
         self.instances = {i.number: i for i in instances}
         self.calls: list[tuple[int, str, str, bool]] = []
+        self.records: list[HistoryRecord] = []
+
+    def history(self, registered_model: str, alias: str | None = None) -> list[HistoryRecord]:
+        return [r for r in self.records if alias in (None, r.alias)]
 
     def list_instances(self, registered_model: str) -> list[Instance]:
         return sorted(self.instances.values(), key=lambda i: -i.number)
@@ -49,6 +53,12 @@ class FakeRegistry:
             raise PromotionRefused(failures[0].message, tuple(f.gate for f in failures), alias,
                                    self.resolve(ref).label)
         target, previous = self.resolve(ref), self._holder(alias)
+        self.records.append(HistoryRecord(
+            id=f"{len(self.records):04d}", action="promote", alias=alias,
+            from_version=previous.number if previous else None,
+            from_name=previous.label if previous else None, to_version=target.number,
+            to_name=target.label, by=by or "tester", at=f"2024-05-0{len(self.records) + 1}",
+            reason=reason, overridden=tuple(f.gate for f in failures)))
         if previous is not None:
             self.instances[previous.number] = dataclasses.replace(
                 previous, aliases=tuple(a for a in previous.aliases if a != alias))
@@ -166,6 +176,26 @@ def test_a_gate_refusal_is_shown_and_can_be_overridden_with_a_reason(registry):
     assert registry.calls[-1] == (3, "champion", "drift is seasonal", True)
     assert board.holder("champion").number == 3
     assert "overrode the metric, drift gate" in board.message.value
+
+
+def test_the_board_shows_the_history_newest_first_and_refreshes_it(registry):
+    board = ModelBoard("churn", registry=registry)
+    assert "No promotions yet" in board.history.value
+    board.selected = [2]
+    board.promote_buttons["champion"].click()
+    board.reason.value = "better roc_auc"
+    board.confirm_button.click()
+    board.selected = [3]
+    board.promote_buttons["champion"].click()
+    board.override.value = True
+    board.reason.value = "drift is seasonal"
+    board.confirm_button.click()
+
+    rows = board.history.value.split("<tr>")[2:]  # after the header row
+    assert len(rows) == 2
+    assert "churn_v3_20240131" in rows[0] and "metric, drift" in rows[0]  # newest first
+    assert "churn_v1_20240131" in rows[1] and "better roc_auc" in rows[1]
+    assert [r.to_version for r in board.records] == [2, 3]
 
 
 def test_challenger_only_has_the_drift_gate(registry):

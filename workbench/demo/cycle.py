@@ -193,8 +193,8 @@ def serve_and_replay(settings: Settings, table: Path, summary: DemoSummary,
     from workbench.demo.data import FEATURES
     from workbench.errors import WorkbenchError
     from workbench.platforms.embedded import free_port
-    from workbench.serving.prediction_log import read_predictions
     from workbench.serving.replay import replay
+    from workbench.store.reader import read_predictions
 
     port = free_port(settings.host)
     url = f"http://{settings.host}:{port}"

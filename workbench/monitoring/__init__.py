@@ -3,9 +3,12 @@
 - :mod:`~workbench.monitoring.profile`: ``build_profile`` summarises the training frame (and
   the model's predictions on it) into a ``ReferenceProfile`` that ``Registry.register``
   stores with the model version.
+- :mod:`~workbench.monitoring.stats`: the statistics (PSI, Kolmogorov-Smirnov, chi-square,
+  Jensen-Shannon), pure functions over counts and values.
 - :mod:`~workbench.monitoring.drift`: ``check_drift`` compares current data with a profile
-  (PSI, Kolmogorov-Smirnov, chi-square, Jensen-Shannon, missing rates) under ``Thresholds``.
-- :mod:`~workbench.monitoring.report`: the HTML report with plots and the JSON summary.
+  (those statistics and missing rates) under ``Thresholds`` and assembles the report data.
+- :mod:`~workbench.monitoring.report`: the HTML report (Jinja2 templates in ``templates/``,
+  autoescaped) with plots, and the JSON summary.
 - :mod:`~workbench.monitoring.service`: ``check_model_drift`` does the I/O: the profile from
   the registry, current data from a file or the prediction store, the report logged to a
   monitoring run, ``drift_status`` on the model version.
@@ -33,7 +36,17 @@ _LAZY = {
     "load_profile": "workbench.monitoring.service",
 }
 
-__all__ = list(_LAZY)
+__all__ = [
+    "DriftCheck",
+    "DriftResult",
+    "FeatureDrift",
+    "ReferenceProfile",
+    "Thresholds",
+    "build_profile",
+    "check_drift",
+    "check_model_drift",
+    "load_profile",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,4 +1,8 @@
-"""Drift statistics: current data against a reference profile, feature by feature.
+"""Drift checks: current data against a reference profile, feature by feature.
+
+This module grades the statistics of :mod:`~workbench.monitoring.stats` under
+``Thresholds`` and assembles what a report shows (``DriftResult``, ``FeatureDrift`` and
+the plot data in ``Distribution``); :mod:`~workbench.monitoring.report` renders it.
 
 Numeric features get the population stability index (PSI) over the profile's quantile bins
 and a two-sample Kolmogorov-Smirnov test whose reference side is the profile's CDF (exact
@@ -27,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -47,13 +51,13 @@ from workbench.monitoring.profile import (
     prediction_series,
     reference_cdf,
 )
+from workbench.monitoring.stats import chi_square, js_distance, ks_pvalue, ks_statistic, psi
 
 if TYPE_CHECKING:
     import pandas as pd
 
 OK, WARN, DRIFT = "ok", "warn", "drift"
 STATUSES = (OK, WARN, DRIFT)
-PSI_EPSILON = 1e-4
 _SEVERITY = {OK: 0, WARN: 1, DRIFT: 2}
 _PLOT_BINS = 30
 _PLOT_CATEGORIES = 15
@@ -413,106 +417,6 @@ def _numbers(fp: FeatureProfile, series: pd.Series) -> np.ndarray:
         raise SchemaMismatch(f"{exc}; the model's reference has numbers there") from None
 
 
-# -- statistics (public for tests and for anyone with counts at hand) ------------------------
-def psi(reference: Sequence[float] | np.ndarray, current: Sequence[float] | np.ndarray,
-        epsilon: float = PSI_EPSILON) -> float:
-    """Population stability index of two distributions over the same bins.
-
-    ``sum((c - r) * ln(c / r))`` with fractions floored at ``epsilon`` so that empty bins
-    count instead of dividing by zero.
-    """
-    r = np.maximum(np.asarray(reference, dtype="float64"), epsilon)
-    c = np.maximum(np.asarray(current, dtype="float64"), epsilon)
-    return float(np.sum((c - r) * np.log(c / r)))
-
-
-def ks_statistic(fp: FeatureProfile, current_sorted: np.ndarray) -> float:
-    """Largest gap between the reference CDF of ``fp`` and the ECDF of the current values.
-
-    Exact (equal to ``scipy.stats.ks_2samp``) when the profile's CDF is exact; otherwise
-    against the CDF interpolated between the stored quantiles.
-
-    Args:
-        fp: a numeric profile with values.
-        current_sorted: the current finite values, sorted ascending, at least one.
-    """
-    c = current_sorted
-    m = len(c)
-    x, p = reference_cdf(fp)
-    # Both CDFs at the reference points (right limits).
-    gap = float(np.max(np.abs(p - np.searchsorted(c, x, side="right") / m))) if len(x) else 0.0
-    # At the last of each run of equal current values: the current ECDF's right limit.
-    last = np.flatnonzero(np.r_[c[1:] != c[:-1], True])
-    reference_at = evaluate_cdf(fp, c[last])
-    gap = max(gap, float(np.max(np.abs(reference_at - (last + 1) / m))))
-    if not fp.cdf_exact:
-        # The interpolated CDF is continuous: between two current values the gap is largest
-        # just before the next jump of the ECDF, so compare with its left limits too.
-        first = np.r_[0, last[:-1] + 1]
-        gap = max(gap, float(np.max(np.abs(evaluate_cdf(fp, c[first]) - first / m))))
-    return gap
-
-
-_KS_EXACT_LIMIT = 10_000
-
-
-def ks_pvalue(statistic: float, n: int, m: int) -> float:
-    """Two-sided p-value of a two-sample KS statistic (scipy's asymptotic method)."""
-    if n <= 0 or m <= 0:
-        return float("nan")
-    large, small = max(n, m), min(n, m)
-    effective = round(large * small / (large + small))
-    if effective > _KS_EXACT_LIMIT:
-        # Past a few thousand the asymptotic Kolmogorov distribution matches kstwo to many
-        # digits, and kstwo.sf costs up to half a second per column for small statistics.
-        from scipy.special import kolmogorov
-
-        return float(min(1.0, max(0.0, kolmogorov(statistic * math.sqrt(effective)))))
-    from scipy.stats import kstwo
-
-    return float(min(1.0, max(0.0, kstwo.sf(statistic, effective))))
-
-
-def chi_square(reference_counts: Sequence[float] | np.ndarray,
-               current_counts: Sequence[float] | np.ndarray) -> tuple[float, float]:
-    """Chi-square test of homogeneity of two count vectors over the same categories.
-
-    Same as ``scipy.stats.chi2_contingency([reference, current], correction=False)``;
-    categories empty on both sides are left out.
-
-    Returns:
-        The statistic and its p-value (0 and 1 with fewer than two categories).
-    """
-    from scipy.stats import chi2
-
-    table = np.vstack([np.asarray(reference_counts, dtype="float64"),
-                       np.asarray(current_counts, dtype="float64")])
-    table = table[:, table.sum(axis=0) > 0]
-    if table.shape[1] < 2 or np.any(table.sum(axis=1) == 0):
-        return 0.0, 1.0
-    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
-    statistic = float(np.sum((table - expected) ** 2 / expected))
-    return statistic, float(chi2.sf(statistic, table.shape[1] - 1))
-
-
-def js_distance(reference: Sequence[float] | np.ndarray,
-                current: Sequence[float] | np.ndarray) -> float:
-    """Jensen-Shannon distance (base 2: 0 same, 1 disjoint) of two distributions.
-
-    Same as ``scipy.spatial.distance.jensenshannon(reference, current, base=2)``.
-    """
-    p = np.asarray(reference, dtype="float64")
-    q = np.asarray(current, dtype="float64")
-    p, q = p / p.sum(), q / q.sum()
-    m = (p + q) / 2
-
-    def kl(a: np.ndarray) -> float:
-        mask = a > 0
-        return float(np.sum(a[mask] * np.log2(a[mask] / m[mask])))
-
-    return float(math.sqrt(max(0.0, (kl(p) + kl(q)) / 2)))
-
-
 # -- per kind ------------------------------------------------------------------------------
 def _numeric_drift(fp: FeatureProfile, values: np.ndarray, thresholds: Thresholds) -> FeatureDrift:
     finite = values[~np.isnan(values)]
@@ -664,10 +568,5 @@ __all__ = [
     "Thresholds",
     "check_drift",
     "check_feature",
-    "chi_square",
-    "js_distance",
-    "ks_pvalue",
-    "ks_statistic",
-    "psi",
     "validate_frame",
 ]

@@ -113,8 +113,8 @@ class FeatureProfile:
             kind = str(data["kind"])
             if kind not in KINDS:
                 raise ValueError(f"kind {kind!r}")
-            common = dict(name=str(data["name"]), kind=kind, count=int(data["count"]),
-                          missing=int(data["missing"]))
+            common: dict[str, Any] = dict(name=str(data["name"]), kind=kind,
+                                          count=int(data["count"]), missing=int(data["missing"]))
             if kind == CATEGORICAL:
                 categories = {str(k): int(v) for k, v in dict(data.get("categories") or {}).items()}
                 profile = cls(**common, categories=categories, other=int(data.get("other", 0)))

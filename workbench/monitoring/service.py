@@ -6,6 +6,8 @@ in a time window), runs the check, writes the HTML report and the JSON summary, 
 to a monitoring run in the model's experiment (tagged ``workbench.monitored_model`` and
 ``workbench.monitored_version``, with the logged model as the run's input), and sets the
 ``drift_status``, ``drift_checked_at`` and ``drift_run_id`` tags on the model version.
+A report that cannot be written or logged ends that run FAILED (KILLED on Ctrl-C) with the
+reason in its ``workbench.failure`` tag and its note; it never stays RUNNING.
 
 Every reason a check cannot be made raises a :class:`~workbench.errors.MonitoringError`
 (exit status 2 in the CLI); a drift verdict is a result, which
@@ -14,6 +16,7 @@ Every reason a check cannot be made raises a :class:`~workbench.errors.Monitorin
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import re
@@ -50,6 +53,10 @@ MONITORED_VERSION_TAG = "workbench.monitored_version"
 MONITORED_REGISTERED_MODEL_TAG = "workbench.monitored_registered_model"
 MONITORING_TAG = "workbench.monitoring"
 DRIFT_RUN_TAG = "drift_run_id"
+# Why a monitoring run ended FAILED or KILLED; MLflow's UI shows the note as the description.
+FAILURE_TAG = "workbench.failure"
+NOTE_TAG = "mlflow.note.content"
+_TAG_LIMIT = 5000
 
 Progress = Callable[[str], None]
 _RELATIVE = re.compile(r"^(\d+)\s*([dhm])$")
@@ -207,16 +214,42 @@ def _check(ref: str | Instance, settings: Settings, current: Any, start: dt.date
         run_id, run_url = _start_run(client, instance, settings, result, checked_at)
         context.update(run_id=run_id, run=run_url)
     try:
-        html_path, json_path = write_report(result, context, Path(folder))
-    except OSError as exc:
+        html_path, json_path = _write_report(result, context, Path(folder))
         if run_id:
-            client.set_terminated(run_id, "FAILED")
-        raise MonitoringError(f"cannot write the drift report into {folder}: "
-                              f"{exc.strerror or exc}") from exc
-    if log and run_id:
-        _finish_run(client, run_id, instance, result, context, html_path, json_path, checked_at)
+            _finish_run(client, run_id, instance, result, context, html_path, json_path,
+                        checked_at)
+    except MonitoringError as exc:
+        if run_id:
+            _fail_run(client, run_id, str(exc))
+            raise MonitoringError(f"{exc}; monitoring run {run_id} marked FAILED") from exc
+        raise
+    except BaseException:
+        # Ctrl-C (or SystemExit) while drawing or logging: every Exception became a
+        # MonitoringError above; the run must not stay RUNNING, and this goes on unchanged.
+        if run_id:
+            _fail_run(client, run_id, "the drift check was interrupted", "KILLED")
+        raise
+    if run_id:
+        client.set_terminated(run_id, "FINISHED")
         say(f"report logged to {run_url}")
     return DriftCheck(instance, result, source, checked_at, html_path, json_path, run_id, run_url)
+
+
+def _write_report(result: DriftResult, context: dict[str, Any],
+                  folder: Path) -> tuple[Path, Path]:
+    """``write_report``, its failures as one line.
+
+    Raises:
+        MonitoringError: the folder cannot be written, or the page cannot be rendered.
+    """
+    try:
+        return write_report(result, context, folder)
+    except OSError as exc:
+        raise MonitoringError(f"cannot write the drift report into {folder}: "
+                              f"{exc.strerror or exc}") from exc
+    except Exception as exc:  # a plot or the template failed: the report's fault, not the data's
+        raise MonitoringError(f"cannot render the drift report ({exc.__class__.__name__}: "
+                              f"{_first_line(exc)})") from exc
 
 
 def resolve_model(registry: Registry, ref: str | Instance) -> Instance:
@@ -331,7 +364,7 @@ def _from_store(settings: Settings, instance: Instance, start: dt.datetime | Non
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
-    from workbench.serving.prediction_log import read_predictions
+    from workbench.store.reader import read_predictions
 
     url = settings.prediction_store_url
     # The serving side logs predictions under this name (full name, else the source URI).
@@ -454,10 +487,25 @@ def _finish_run(client: MlflowClient, run_id: str, instance: Instance, result: D
                                      checked_at.isoformat())
         client.set_model_version_tag(instance.registered_model, version, DRIFT_RUN_TAG, run_id)
     except Exception as exc:
-        client.set_terminated(run_id, "FAILED")
         raise MonitoringError(f"cannot log the drift report to run {run_id}: "
                               f"{exc.__class__.__name__}: {_first_line(exc)}") from exc
-    client.set_terminated(run_id, "FINISHED")
+
+
+def _fail_run(client: MlflowClient, run_id: str, reason: str, status: str = "FAILED") -> None:
+    """End the monitoring run as ``status`` with ``reason`` as a tag and as its note.
+
+    Best effort: when the server cannot take it (it may be why the check failed), the
+    caller's error is what the user needs to see, so nothing is raised here.
+    """
+    from mlflow.entities import RunTag
+
+    with contextlib.suppress(Exception):
+        client.log_batch(run_id, tags=[
+            RunTag(FAILURE_TAG, reason[:_TAG_LIMIT]),
+            RunTag(NOTE_TAG, f"Drift check failed: {reason}"[:_TAG_LIMIT]),
+        ])
+    with contextlib.suppress(Exception):
+        client.set_terminated(run_id, status)
 
 
 def _link_model(client: MlflowClient, run_id: str, instance: Instance) -> None:
@@ -484,6 +532,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 __all__ = [
+    "FAILURE_TAG",
     "REPORT_FILE",
     "SUMMARY_FILE",
     "DriftCheck",

@@ -29,7 +29,7 @@ _COMPLETE = ".complete"
 # What `workbench serve` needs inside a serving image; the workbench package itself goes in
 # with --no-deps, so JupyterLab, papermill and the MLflow server stay out of it.
 SERVING_REQUIREMENTS = (
-    "mlflow-skinny", "scikit-learn", "pandas", "numpy", "scipy", "cloudpickle",
+    "mlflow-skinny", "scikit-learn", "pandas", "numpy", "scipy", "cloudpickle", "skops",
     "fastapi", "uvicorn[standard]", "orjson", "prometheus-client", "SQLAlchemy",
     "click", "python-dotenv", "PyYAML",
     "psycopg2-binary",  # the compose platform's prediction store is Postgres

@@ -2,38 +2,42 @@
 
 FastAPI gives the small endpoints and the OpenAPI docs; scoring requests skip its routing
 and request parsing (a measurable share of a sub-millisecond request) and go straight to
-the framework-free ``Scorer``. Both routes call the same ``Scorer.invoke``.
+the framework-free ``Scorer``. FastAPI never sees ``POST /invocations``, so it has no route
+for it: the OpenAPI document describes the lean path by hand.
 """
 from __future__ import annotations
 
 import asyncio
 import gc
-import os
 import re
+import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
+from workbench.errors import WorkbenchError
 from workbench.serving.metrics import ServingMetrics
 from workbench.serving.model import ModelMetadata, ServedModel
+from workbench.serving.options import (  # noqa: F401  (the names serve and images use)
+    ENV_LOG_MAX_BACKLOG,
+    ENV_LOG_URL,
+    ENV_MAX_BODY,
+    ENV_MAX_ROWS,
+    ENV_METADATA,
+    ENV_MODEL,
+    ENV_MODEL_DIR,
+    ServeOptions,
+)
 from workbench.serving.protocol import Limits, RequestError
 from workbench.serving.scorer import Reply, Scorer, error_reply
 
-ENV_MODEL = "WORKBENCH_SERVE_MODEL"
-ENV_MODEL_DIR = "WORKBENCH_SERVE_MODEL_DIR"
-ENV_METADATA = "WORKBENCH_SERVE_METADATA"
-ENV_LOG_URL = "WORKBENCH_SERVE_LOG_URL"
-ENV_MAX_ROWS = "WORKBENCH_SERVE_MAX_ROWS"
-ENV_MAX_BODY = "WORKBENCH_SERVE_MAX_BODY_BYTES"
-ENV_LOG_MAX_BACKLOG = "WORKBENCH_SERVE_LOG_MAX_BACKLOG"
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
 _JSON = [(b"content-type", b"application/json")]
 
@@ -168,36 +172,58 @@ def create_app(model: ServedModel, *, limits: Limits | None = None,
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
-    @api.post("/invocations", summary="Score rows (MLflow scoring protocol)",
-              openapi_extra=_INVOCATIONS_DOC)
-    async def invocations(request: Request) -> Response:  # the documented twin of the lean path
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
-        reply = scorer.invoke(await request.body(), request.headers.get("content-type"), rid)
-        return Response(reply.body, status_code=reply.status, media_type="application/json",
-                        headers={"x-request-id": rid})
-
+    _document_invocations(api)
     return ServingApp(scorer, api)
 
 
+def _document_invocations(api: Any) -> None:
+    """Describe the lean ``POST /invocations`` in FastAPI's OpenAPI document."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is None:
+            schema = get_openapi(title=api.title, version=api.version,
+                                 description=api.description, routes=api.routes)
+            schema.setdefault("paths", {})["/invocations"] = {"post": {
+                "summary": "Score rows (MLflow scoring protocol)",
+                "operationId": "invocations", **_INVOCATIONS_DOC}}
+            api.openapi_schema = schema
+        return api.openapi_schema
+
+    api.openapi = openapi
+
+
 def app_from_env() -> ServingApp:
-    """Uvicorn factory: build the app from ``WORKBENCH_SERVE_*`` variables (one per worker)."""
+    """Uvicorn factory: build the app from ``WORKBENCH_SERVE_*`` variables (one per worker).
+
+    A malformed variable is one line on stderr and exit status 1, not a traceback per worker
+    (``workbench serve`` checks them before starting workers, a model image may not).
+    """
+    try:
+        return _app_from_options(ServeOptions.from_env())
+    except WorkbenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def _app_from_options(options: ServeOptions) -> ServingApp:
     from workbench.config import Settings
 
-    settings = Settings.from_env()
-    if os.environ.get(ENV_MODEL_DIR):
-        meta = orjson.loads(os.environ.get(ENV_METADATA, "{}") or "{}")
-        model = ServedModel.from_directory(Path(os.environ[ENV_MODEL_DIR]), ModelMetadata(
+    if options.model_dir:
+        meta = options.metadata
+        model = ServedModel.from_directory(Path(options.model_dir), ModelMetadata(
             **{k: meta.get(k) for k in ModelMetadata.__dataclass_fields__ if k != "source"},
-            source=meta.get("source") or os.environ[ENV_MODEL_DIR]))
+            source=meta.get("source") or options.model_dir))
+    elif options.model:
+        model = ServedModel.from_registry(options.model, Settings.from_env())
     else:
-        model = ServedModel.from_registry(os.environ[ENV_MODEL], settings)
-    limits = Limits(int(os.environ.get(ENV_MAX_ROWS, Limits.max_rows)),
-                    int(os.environ.get(ENV_MAX_BODY, Limits.max_body_bytes)))
-    log_url = os.environ.get(ENV_LOG_URL, "")
+        raise WorkbenchError(f"set {ENV_MODEL} (a models:/ URI) or {ENV_MODEL_DIR} (a folder "
+                             "in MLflow format), or start the server with `workbench serve`")
     prediction_log = None
-    if log_url:
-        from workbench.serving.prediction_log import PredictionLog
+    if options.log_url:
+        from workbench.store.writer import PredictionLog
 
         prediction_log = PredictionLog(
-            log_url, max_backlog=int(os.environ.get(ENV_LOG_MAX_BACKLOG, 10_000)))
-    return create_app(model, limits=limits, prediction_log=prediction_log)
+            options.log_url, batch_size=options.log_batch_size,
+            flush_interval=options.log_flush_interval, max_backlog=options.log_max_backlog)
+    return create_app(model, limits=options.limits, prediction_log=prediction_log)

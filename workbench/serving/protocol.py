@@ -212,7 +212,8 @@ def _from_records(records: list[Any], fmt: str) -> tuple[dict[str, list[Any]], i
             raise bad_request(f"{fmt}[{number}] is not an object keyed by column name")
         if record.keys() != key_set:
             differing = sorted(set(record) ^ key_set)
-            raise bad_request(f"{fmt}[{number}] has different columns than the first record: {_names(differing)}")
+            raise bad_request(f"{fmt}[{number}] has different columns than the first record: "
+                              f"{_names(differing)}")
     return {name: [r[name] for r in records] for name in names}, len(records)
 
 
@@ -247,7 +248,8 @@ def _check_column(column: Column, cells: list[Any], csv: bool) -> list[Any]:
     kind = column.kind
     if kind == "any":
         return cells
-    out = cells if not csv else [None if c is None else _from_csv_text(column, c, n) for n, c in enumerate(cells)]
+    out = cells if not csv else [None if c is None else _from_csv_text(column, c, n)
+                                 for n, c in enumerate(cells)]
     for number, cell in enumerate(out):
         if cell is None or (kind == "float" and isinstance(cell, float) and math.isnan(cell)):
             if not column.nullable:
@@ -255,8 +257,9 @@ def _check_column(column: Column, cells: list[Any], csv: bool) -> list[Any]:
                                   "the model's signature does not allow missing values there")
             continue
         if not _OK[kind](cell):
-            raise bad_request(f"column {column.name[:64]!r} expects {kind}, got "
-                              f"{type(cell).__name__ if not isinstance(cell, str) else 'string'} at row {number}")
+            got = type(cell).__name__ if not isinstance(cell, str) else "string"
+            raise bad_request(f"column {column.name[:64]!r} expects {kind}, got {got} "
+                              f"at row {number}")
     if kind == "float" and column.nullable:
         return [math.nan if c is None else c for c in out]
     return out

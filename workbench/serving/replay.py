@@ -35,13 +35,14 @@ def replay(url: str, frame: pd.DataFrame, *, concurrency: int = 4,
     bodies = [json.dumps({"dataframe_split": {"columns": columns, "data": [row]}}).encode()
               for row in json.loads(frame.to_json(orient="values"))]
     target = urlparse(url)
+    host = target.hostname or "127.0.0.1"
     latencies: list[float] = []
     errors = [0]
     lock = threading.Lock()
     step = max(len(bodies) // 10, 1)
 
     def worker(part: list[bytes]) -> None:
-        connection = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+        connection = http.client.HTTPConnection(host, target.port, timeout=30)
         mine, failed = [], 0
         for body in part:
             started = time.perf_counter()
@@ -53,7 +54,7 @@ def replay(url: str, frame: pd.DataFrame, *, concurrency: int = 4,
             except (OSError, http.client.HTTPException):
                 failed += 1
                 connection.close()
-                connection = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+                connection = http.client.HTTPConnection(host, target.port, timeout=30)
             mine.append(time.perf_counter() - started)
             with lock:
                 latencies.append(mine[-1])

@@ -16,8 +16,8 @@ import orjson
 
 from workbench.serving.metrics import ServingMetrics
 from workbench.serving.model import ServedModel
-from workbench.serving.prediction_log import PredictionRecord
 from workbench.serving.protocol import Limits, RequestError, parse_body, to_batch
+from workbench.store.writer import PredictionRecord
 
 log = logging.getLogger("workbench.serving")
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
@@ -61,17 +61,17 @@ class Scorer:
         try:
             columns, payload, fmt = parse_body(body, content_type)
             batch = to_batch(columns, payload, fmt, self.model.schema, self.limits)
-        except RequestError as error:
-            return self._done(error_reply(error), started)
+        except RequestError as bad_input:
+            return self._done(error_reply(bad_input), started)
         try:
             predictions = self.model.predict(batch)
         except Exception as exc:
             log.error("request %s: model raised %s: %s", request_id, exc.__class__.__name__,
                       str(exc).splitlines()[0][:300] if str(exc) else "")
-            error = RequestError(500, "INTERNAL_ERROR",
-                                 f"the model failed on this input ({exc.__class__.__name__}); "
-                                 f"request id {request_id}")
-            return self._done(error_reply(error), started)
+            failure = RequestError(500, "INTERNAL_ERROR",
+                                   f"the model failed on this input ({exc.__class__.__name__}); "
+                                   f"request id {request_id}")
+            return self._done(error_reply(failure), started)
         reply = Reply(200, orjson.dumps({"predictions": predictions}, option=_JSON_OPTIONS))
         latency = time.perf_counter() - started
         self.metrics.rows.inc(batch.rows)

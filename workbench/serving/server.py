@@ -11,7 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from workbench.config import Settings
+from workbench.errors import ConfigError
 from workbench.serving import app as serving_app
+from workbench.serving.options import ServeOptions
 
 Progress = Callable[[str], None]
 
@@ -30,28 +32,41 @@ def serve(
 ) -> None:
     """Serve ``ref`` until SIGTERM/SIGINT, then drain requests and flush the prediction log.
 
+    Everything that can be wrong with the input is checked before a worker starts: the
+    options, the ``WORKBENCH_SERVE_*`` variables, the store URL and the store's schema (an
+    older one is migrated, a foreign one refused), then the model reference.
+
     Args:
         log_url: SQLAlchemy URL of the prediction store; ``""`` turns logging off; ``None``
             uses the settings' store (SQLite under the state directory by default).
 
     Raises:
+        ConfigError: an option or a ``WORKBENCH_SERVE_*`` value is malformed, or the store URL
+            cannot be used.
+        StoreSchemaError: the store holds tables that are not the workbench's, a newer schema,
+            or an older one this role may not migrate.
         InvalidModelName, ModelNotFound: ``ref`` is malformed or unknown.
         TrackingError: no tracking server answers.
     """
     import uvicorn
 
+    for option, value in (("--workers", workers), ("--max-rows", max_rows),
+                          ("--max-body-bytes", max_body_bytes)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{option} must be at least 1, not {value}")
     store = settings.prediction_store_url if log_url is None else log_url
+    updates = {serving_app.ENV_LOG_URL: store,
+               **({serving_app.ENV_MAX_ROWS: str(max_rows)} if max_rows else {}),
+               **({serving_app.ENV_MAX_BODY: str(max_body_bytes)} if max_body_bytes else {})}
+    options = ServeOptions.from_env({**os.environ, **updates})
+    where = _check_store(store, progress)
     os.environ.update(settings.as_env())
+    os.environ.update(updates)
     # A server log wants lines, not a download progress bar per worker.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    label, source = _pin_model(ref, settings)
-    os.environ[serving_app.ENV_LOG_URL] = store
-    if max_rows:
-        os.environ[serving_app.ENV_MAX_ROWS] = str(max_rows)
-    if max_body_bytes:
-        os.environ[serving_app.ENV_MAX_BODY] = str(max_body_bytes)
+    label, source = _pin_model(ref, settings, options)
     progress(f"serving {label} ({source}) on http://{host}:{port} with {workers} "
-             f"worker(s); predictions logged to {_redact(store) or 'nowhere'}")
+             f"worker(s); predictions logged to {where}")
     uvicorn.run(
         "workbench.serving.app:app_from_env", factory=True, host=host, port=port,
         workers=workers, log_level="warning", access_log=False,
@@ -59,21 +74,33 @@ def serve(
     )
 
 
-def _pin_model(ref: str, settings: Settings) -> tuple[str, str]:
+def _check_store(url: str, progress: Progress) -> str:
+    """Check the store before serving; returns where predictions go, for printing.
+
+    Raises:
+        ConfigError: the URL cannot be used.
+        StoreSchemaError: see ``schema.ensure``.
+    """
+    if not url:
+        return "nowhere"
+    from workbench.store import engine, schema
+
+    where = engine.redact(url)
+    if not schema.check_at_start(url):
+        progress(f"prediction store {where} does not answer now; predictions wait in a "
+                 "bounded backlog until it does (see /metrics)")
+    return where
+
+
+def _pin_model(ref: str, settings: Settings, options: ServeOptions) -> tuple[str, str]:
     """Point the workers at the model: a folder in MLflow format (as a model image holds
     it, with its metadata in WORKBENCH_SERVE_METADATA), or a registry reference pinned to
     its version number. Returns the model's label and source."""
     folder = Path(ref)
     if (folder / "MLmodel").is_file():
-        import orjson
-
         os.environ[serving_app.ENV_MODEL_DIR] = str(folder.resolve())
         os.environ.pop(serving_app.ENV_MODEL, None)
-        try:
-            meta = orjson.loads(os.environ.get(serving_app.ENV_METADATA) or "{}")
-        except orjson.JSONDecodeError:
-            meta = {}
-        return meta.get("full_name") or str(folder), str(folder.resolve())
+        return options.metadata.get("full_name") or str(folder), str(folder.resolve())
 
     from workbench.registry import Registry
     from workbench.tracking import require_server
@@ -83,12 +110,3 @@ def _pin_model(ref: str, settings: Settings) -> tuple[str, str]:
     os.environ[serving_app.ENV_MODEL] = instance.uri
     os.environ.pop(serving_app.ENV_MODEL_DIR, None)
     return instance.label, instance.uri
-
-
-def _redact(url: str) -> str:
-    """A store URL without its password, for printing."""
-    if not url:
-        return ""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)

@@ -19,10 +19,12 @@ from workbench.config import Settings
 from workbench.errors import PromotionRefused, WorkbenchError
 from workbench.naming import PROMOTION_ALIASES
 from workbench.promotion import DRIFT_CHECKED_AT_TAG, drift_status
-from workbench.registry import Instance, Promotion, Registry
+from workbench.registry import HistoryRecord, Instance, Promotion, Registry
 from workbench.widgets._html import badge, esc, key_metrics, link, number, table
 
 VERSION_SORT = "MLflow version"
+#: How many history records the board shows, newest first (the CLI shows them all).
+HISTORY_SHOWN = 10
 _HIDDEN, _SHOWN = "none", ""
 
 
@@ -52,6 +54,7 @@ class ModelBoard(widgets.VBox):
         self.registry = registry or Registry(settings or Settings.from_env())
         self.instances: list[Instance] = []
         self.last_promotion: Promotion | None = None
+        self.records: list[HistoryRecord] = []
         self.checkboxes: dict[int, widgets.Checkbox] = {}
         self._syncing = False
         focus = _focus(instance, self.registry)
@@ -88,7 +91,7 @@ class ModelBoard(widgets.VBox):
             for alias in PROMOTION_ALIASES
         }
         for alias, button in self.promote_buttons.items():
-            button.on_click(self._shown_errors(lambda _, alias=alias: self.ask(alias)))
+            button.on_click(self._shown_errors(self._asker(alias)))
 
         self.confirm_text = _classed(widgets.HTML(), "workbench-confirm-text")
         self.reason = _classed(widgets.Text(description="reason",
@@ -110,6 +113,7 @@ class ModelBoard(widgets.VBox):
             layout=widgets.Layout(border="1px solid #b26a00", padding="6px", display=_HIDDEN),
         ), "workbench-confirm")
         self.message = _classed(widgets.HTML(), "workbench-message")
+        self.history = _classed(widgets.HTML(), "workbench-history")
 
         self.children = [
             self.title,
@@ -119,6 +123,7 @@ class ModelBoard(widgets.VBox):
             widgets.HBox(list(self.promote_buttons.values())),
             self.confirm_box,
             self.message,
+            self.history,
         ]
         self.add_class("workbench-model-board")
 
@@ -145,6 +150,8 @@ class ModelBoard(widgets.VBox):
             f"challenger {esc(challenger.label if challenger else '-')}"
         )
         self.selected = [n for n in self.selected if n in numbers]
+        self.records = self.registry.history(self.registered_model)
+        self.history.value = _history_html(self.records)
         self._draw_rows()
         self._update_selection()
 
@@ -288,7 +295,7 @@ class ModelBoard(widgets.VBox):
         failures = self.registry.check_promotion(candidate, alias)
         change_line = (f"{alias}: {current.label if current else '(none)'} -> {candidate.label}"
                        if not current or current.number != candidate.number
-                       else f"{alias}: {candidate.label} already; the audit trail is rewritten")
+                       else f"{alias}: {candidate.label} already; recorded again in the history")
         warning = "".join(f"<br>&#9888; gate <b>{esc(f.gate)}</b>: {esc(f.message)}"
                           for f in failures)
         self.confirm_text.value = f"<b>{esc(change_line)}</b>{warning}"
@@ -326,6 +333,12 @@ class ModelBoard(widgets.VBox):
         self._say(f"{alias}: {was} -> {promotion.current.label} (by {promotion.by}{overrode})")
         return promotion
 
+    def _asker(self, alias: str) -> Callable[[Any], None]:
+        def ask(_: Any) -> None:
+            self.ask(alias)
+
+        return ask
+
     def cancel(self) -> None:
         self.pending = ""
 
@@ -355,6 +368,22 @@ def _focus(instance: str | Instance, registry: Registry) -> Instance | None:
     if any(mark in instance for mark in ("_", "@", ":")):
         return registry.resolve(instance)
     return None
+
+
+def _history_html(records: list[HistoryRecord]) -> str:
+    """The newest :data:`HISTORY_SHOWN` promotions and rollbacks as a table."""
+    if not records:
+        return "<i>No promotions yet.</i>"
+    newest = list(reversed(records))[:HISTORY_SHOWN]
+    rows = [[esc(r.at), esc(r.action), f"<b>{esc(r.alias)}</b>", esc(r.from_name or "-"),
+             esc(r.to_name), esc(r.by), esc(", ".join(r.overridden) or "-"), esc(r.reason or "-")]
+            for r in newest]
+    more = len(records) - len(newest)
+    note = (f"<br><i>{more} older record(s): `workbench models history` shows them all.</i>"
+            if more else "")
+    return ("<b>History</b> (newest first)"
+            + table(["when", "action", "alias", "from", "to", "by", "overridden", "reason"],
+                    rows, "workbench-history-table") + note)
 
 
 def _delta(value: float | None, base: float | None, directed: bool, greater_is_better: bool) -> str:

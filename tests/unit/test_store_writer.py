@@ -1,4 +1,4 @@
-"""The prediction log: batched background writes, a bounded backlog, reading back for monitoring."""
+"""The prediction writer: batched background writes, a bounded backlog, permanent errors."""
 from __future__ import annotations
 
 import datetime as dt
@@ -12,46 +12,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
+from _store import T0, record, stored_rows, wait_for
 from sqlalchemy import event
 
 from workbench.errors import ConfigError
-from workbench.serving.prediction_log import (
+from workbench.store import (
     LogStats,
     PredictionLog,
     PredictionRecord,
-    read_predictions,
     sqlite_url,
 )
-
-T0 = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.timezone.utc)
-
-
-def record(i: int = 0, *, model: str = "churn_v1_20240101", rows: int = 1,
-           at: dt.datetime | None = None) -> PredictionRecord:
-    return PredictionRecord(
-        request_id=f"req-{i}",
-        created_at=at or T0 + dt.timedelta(seconds=i),
-        model_name=model,
-        columns=["x", "plan"],
-        inputs={"x": [float(i + r) for r in range(rows)], "plan": ["basic"] * rows},
-        outputs=[i % 2] * rows,
-        latency_ms=1.5,
-    )
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
-
-
-def stored_rows(db: Path) -> list[tuple]:
-    with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT request_id, created_at, model_name, n_rows, inputs, "
-                            "outputs, latency_ms FROM predictions ORDER BY id").fetchall()
 
 
 @pytest.fixture
@@ -72,9 +43,6 @@ def make_log(db: Path) -> Iterator[Callable[..., PredictionLog]]:
     yield make
     for log in logs:
         log.close(timeout=1)
-
-
-# --------------------------------------------------------------------------- writing
 
 
 def test_sqlite_url_is_absolute_and_creates_the_folder(tmp_path: Path) -> None:
@@ -245,7 +213,7 @@ def test_bad_settings_are_config_errors(tmp_path: Path) -> None:
 
 
 def test_the_module_stays_lean() -> None:
-    code = ("import sys, workbench.serving.prediction_log; "
+    code = ("import sys, workbench.store; "
             "print(sorted(m for m in ('mlflow', 'IPython', 'click', 'fastapi', 'starlette', "
             "'flask', 'pandas') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -253,69 +221,61 @@ def test_the_module_stays_lean() -> None:
     assert json.loads(out.replace("'", '"')) == []
 
 
-# --------------------------------------------------------------------------- reading
 
 
-@pytest.fixture
-def logged(make_log, db: Path) -> str:
-    log = make_log()
-    log.start()
-    log.submit(PredictionRecord("a", T0, "churn_v1_20240101", ["x", "plan"],
-                                {"x": [1.0, math.nan], "plan": ["basic", None]}, [0, 1], 2.0))
-    log.submit(PredictionRecord("b", T0 + dt.timedelta(hours=1), "churn_v2_20240201", ["x"],
-                                {"x": [3.0]}, [[0.1, 0.9]], 4.0))
-    log.submit(PredictionRecord("c", T0 + dt.timedelta(hours=2), "churn_v1_20240101",
-                                ["x", "plan"], {"x": [5.0], "plan": ["pro"]}, [1], 6.0))
+# --------------------------------------------------------------------------- permanent errors
+
+
+def reject_request_ids(db: Path, *request_ids: str) -> None:
+    """A trigger that makes the store refuse rows with these request ids (an IntegrityError,
+    as a CHECK or a foreign key would)."""
+    from workbench.store import prepare
+
+    prepare(sqlite_url(db))
+    quoted = ", ".join(f"'{rid}'" for rid in request_ids)
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON predictions "
+                     f"WHEN NEW.request_id IN ({quoted}) "
+                     "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
+
+
+def test_one_bad_row_costs_only_itself(make_log, db: Path) -> None:
+    reject_request_ids(db, "req-3")
+    log = make_log(batch_size=10, flush_interval=10)
+    for i in range(10):
+        log.submit(record(i))
+    log.start()  # one full batch of ten, the fourth of which the store refuses
     assert log.flush(timeout=5)
-    return sqlite_url(db)
+    stats = log.stats()
+    assert (stats.written, stats.dropped, stats.write_errors, stats.backlog) == (9, 1, 1, 0)
+    assert stats.last_error.startswith("IntegrityError: ")
+    assert [row[0] for row in stored_rows(db)] == [f"req-{i}" for i in range(10) if i != 3]
 
 
-def test_read_predictions_gives_one_row_per_predicted_row(logged: str) -> None:
-    frame = read_predictions(logged)
-    assert list(frame.columns) == ["request_id", "created_at", "model_name", "x", "plan",
-                                   "prediction", "latency_ms"]
-    assert frame["request_id"].tolist() == ["a", "a", "b", "c"]
-    assert frame["created_at"].tolist() == [T0, T0, T0 + dt.timedelta(hours=1),
-                                            T0 + dt.timedelta(hours=2)]
-    assert str(frame["created_at"].dt.tz) == "UTC"
-    assert frame["model_name"].tolist() == ["churn_v1_20240101"] * 2 + [
-        "churn_v2_20240201", "churn_v1_20240101"]
-    assert frame["x"].dtype == "float64"
-    assert frame["x"].iloc[0] == 1.0 and math.isnan(frame["x"].iloc[1])
-    assert frame["x"].iloc[2:].tolist() == [3.0, 5.0]
-    assert frame["plan"].iloc[0] == "basic" and frame["plan"].iloc[[1, 2]].isna().all()
-    assert frame["prediction"].tolist() == [0, 1, [0.1, 0.9], 1]
-    assert frame["latency_ms"].tolist() == [2.0, 2.0, 4.0, 6.0]
-
-
-def test_read_predictions_keeps_an_all_nan_column_numeric(make_log, db: Path) -> None:
-    log = make_log()
+def test_a_permanent_error_is_never_retried(make_log, db: Path) -> None:
+    reject_request_ids(db, *(f"req-{i}" for i in range(5)))
+    log = make_log(batch_size=5, retry_interval=0.01)
     log.start()
-    log.submit(PredictionRecord("a", T0, "m", ["x"], {"x": [math.nan, math.nan]}, [1, 2], 1.0))
+    for i in range(8):
+        log.submit(record(i))
     assert log.flush(timeout=5)
-    frame = read_predictions(sqlite_url(db))
-    assert frame["x"].dtype == "float64" and frame["x"].isna().all()
+    time.sleep(0.2)  # a writer retrying would keep counting
+    stats = log.stats()
+    assert (stats.written, stats.dropped, stats.write_errors) == (3, 5, 5)
 
 
-def test_read_predictions_filters_by_model_and_time_window(logged: str) -> None:
-    v1 = read_predictions(logged, model_name="churn_v1_20240101")
-    assert v1["request_id"].tolist() == ["a", "a", "c"]
-    window = read_predictions(logged, since=T0 + dt.timedelta(minutes=30),
-                              until=T0 + dt.timedelta(hours=2))
-    assert window["request_id"].tolist() == ["b"]
-    # Naive bounds are UTC; other zones are converted.
-    later = read_predictions(logged, since=dt.datetime(2024, 5, 1, 15, 30,
-                                                       tzinfo=dt.timezone(dt.timedelta(hours=2))))
-    assert later["request_id"].tolist() == ["c"]
-    assert read_predictions(logged, since=dt.datetime(2024, 5, 1, 13, 30))[
-        "request_id"].tolist() == ["c"]
-
-
-def test_read_predictions_is_empty_when_nothing_matches(logged: str, tmp_path: Path) -> None:
-    base = ["request_id", "created_at", "model_name", "prediction", "latency_ms"]
-    assert list(read_predictions(logged, model_name="nope").columns) == base
-    missing = tmp_path / "none" / "p.db"
-    frame = read_predictions(f"sqlite:///{missing}")
-    assert frame.empty and list(frame.columns) == base
-    assert not missing.exists()
-    assert isinstance(frame, pd.DataFrame)
+def test_a_foreign_predictions_table_rejects_every_row_once(make_log, db: Path) -> None:
+    db.parent.mkdir(parents=True)
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE predictions (id INTEGER PRIMARY KEY, label TEXT, score REAL)")
+    log = make_log(retry_interval=0.01)
+    log.start()
+    for i in range(4):
+        log.submit(record(i))
+    assert log.flush(timeout=5)
+    time.sleep(0.2)
+    stats = log.stats()
+    assert (stats.written, stats.dropped, stats.write_errors, stats.backlog) == (0, 4, 4, 0)
+    assert stats.last_error.startswith("StoreSchemaError: ")
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM predictions").fetchone() == (0,)

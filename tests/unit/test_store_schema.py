@@ -1,0 +1,136 @@
+"""The prediction store's schema version: created, migrated from version 1, foreign refused."""
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from _store import record, stored_rows
+
+from workbench.store import (
+    SCHEMA_VERSION,
+    PredictionLog,
+    StoreSchemaError,
+    prepare,
+    schema,
+    sqlite_url,
+)
+
+# The table as workbench releases before the meta table created it (schema version 1).
+V1_DDL = """
+CREATE TABLE predictions (
+    id INTEGER NOT NULL, request_id VARCHAR(64) NOT NULL, created_at DATETIME NOT NULL,
+    model_name VARCHAR(255) NOT NULL, n_rows INTEGER NOT NULL, inputs TEXT NOT NULL,
+    outputs TEXT NOT NULL, latency_ms FLOAT, PRIMARY KEY (id));
+CREATE INDEX ix_predictions_model_name_created_at ON predictions (model_name, created_at);
+INSERT INTO predictions (request_id, created_at, model_name, n_rows, inputs, outputs, latency_ms)
+VALUES ('old-1', '2024-04-01 10:00:00.000000', 'churn_v1_20240101', 1,
+        '{"columns":["x"],"data":[[1.0]]}', '[0]', 2.0);
+"""
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "p.db"
+    return path
+
+
+def version_row(db: Path) -> list[tuple]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT key, value FROM workbench_store_meta").fetchall()
+
+
+def indexes(db: Path) -> set[str]:
+    with sqlite3.connect(db) as conn:
+        return {row[1] for row in conn.execute("PRAGMA index_list(predictions)")}
+
+
+def test_an_empty_store_is_created_at_the_current_version(db: Path) -> None:
+    assert prepare(sqlite_url(db)) == (None, SCHEMA_VERSION)
+    assert version_row(db) == [("schema_version", str(SCHEMA_VERSION))]
+    assert prepare(sqlite_url(db)) == (SCHEMA_VERSION, SCHEMA_VERSION)  # idempotent
+
+
+def test_a_version_1_store_is_migrated_and_keeps_its_rows(db: Path) -> None:
+    with sqlite3.connect(db) as conn:
+        conn.executescript(V1_DDL)
+    assert schema.check_at_start(sqlite_url(db)) is True  # what `workbench serve` runs
+    assert version_row(db) == [("schema_version", str(SCHEMA_VERSION))]
+    assert "ix_predictions_created_at" in indexes(db)
+    log = PredictionLog(sqlite_url(db), flush_interval=0.02)
+    log.start()
+    log.submit(record(1))
+    stats = log.close(timeout=5)
+    assert (stats.written, stats.write_errors) == (1, 0)
+    assert [row[0] for row in stored_rows(db)] == ["old-1", "req-1"]
+
+
+def test_a_foreign_predictions_table_is_refused_and_left_alone(db: Path) -> None:
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE predictions (id INTEGER PRIMARY KEY, label TEXT, score REAL)")
+    with pytest.raises(StoreSchemaError, match="not the workbench's") as info:
+        schema.check_at_start(sqlite_url(db))
+    assert "\n" not in str(info.value)
+    with sqlite3.connect(db) as conn:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master "
+                                                 "WHERE type = 'table'")}
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(predictions)")]
+    assert tables == {"predictions"} and columns == ["id", "label", "score"]
+
+
+def test_a_newer_or_unreadable_version_is_refused(db: Path) -> None:
+    prepare(sqlite_url(db))
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE workbench_store_meta SET value = ?", (str(SCHEMA_VERSION + 1),))
+    with pytest.raises(StoreSchemaError, match="newer than this workbench"):
+        prepare(sqlite_url(db))
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE workbench_store_meta SET value = 'banana'")
+    with pytest.raises(StoreSchemaError, match="no schema version"):
+        prepare(sqlite_url(db))
+
+
+def test_a_writer_that_may_not_migrate_says_to_run_prepare(db: Path) -> None:
+    with sqlite3.connect(db) as conn:
+        conn.executescript(V1_DDL)
+    engine = schema.create_engine(sqlite_url(db), writer=True)
+    try:
+        with engine.begin() as conn, pytest.raises(StoreSchemaError,
+                                                   match=r"workbench\.store prepare"):
+            schema.ensure(conn, create=False)
+    finally:
+        engine.dispose()
+    assert "ix_predictions_created_at" not in indexes(db)
+
+
+def test_a_store_that_does_not_answer_is_no_start_up_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    assert schema.check_at_start(f"sqlite:///{tmp_path}/file/p.db") is False
+
+
+def run_prepare(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "WORKBENCH_PREDICTION_STORE"}
+    return subprocess.run([sys.executable, "-m", "workbench.store", "prepare", *args],
+                          capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_the_prepare_command_creates_migrates_and_refuses_in_one_line(tmp_path: Path) -> None:
+    fresh, old, foreign = tmp_path / "fresh.db", tmp_path / "old.db", tmp_path / "foreign.db"
+    with sqlite3.connect(old) as conn:
+        conn.executescript(V1_DDL)
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE predictions (label TEXT)")
+
+    done = run_prepare("--url", sqlite_url(fresh))
+    assert done.returncode == 0 and "created" in done.stdout, done.stderr
+    done = run_prepare("--url", sqlite_url(old))
+    assert done.returncode == 0 and "migrated from schema version 1" in done.stdout, done.stderr
+    for url in (sqlite_url(foreign), "postgresql+nosuchdriver://u:s3cret@h/db", "not a url"):
+        done = run_prepare("--url", url)
+        assert done.returncode == 1, url
+        assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
+        assert "Traceback" not in done.stderr and "s3cret" not in done.stderr
+    assert run_prepare().returncode == 2  # no URL: a usage error

@@ -1,0 +1,1 @@
+"""The drift report's Jinja2 templates (package data; rendered by ``monitoring.report``)."""

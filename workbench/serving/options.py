@@ -1,0 +1,119 @@
+"""The server's ``WORKBENCH_SERVE_*`` variables, read and checked in one place.
+
+``workbench serve`` sets them for its workers (and a model image sets some in its Dockerfile);
+every worker reads them again. Reading them in the parent first turns a malformed value into
+one line before any worker starts, instead of a traceback per worker.
+"""
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from workbench.errors import ConfigError
+from workbench.serving.protocol import Limits
+
+ENV_MODEL = "WORKBENCH_SERVE_MODEL"
+ENV_MODEL_DIR = "WORKBENCH_SERVE_MODEL_DIR"
+ENV_METADATA = "WORKBENCH_SERVE_METADATA"
+ENV_LOG_URL = "WORKBENCH_SERVE_LOG_URL"
+ENV_MAX_ROWS = "WORKBENCH_SERVE_MAX_ROWS"
+ENV_MAX_BODY = "WORKBENCH_SERVE_MAX_BODY_BYTES"
+ENV_LOG_MAX_BACKLOG = "WORKBENCH_SERVE_LOG_MAX_BACKLOG"
+ENV_LOG_BATCH_SIZE = "WORKBENCH_SERVE_LOG_BATCH_SIZE"
+ENV_LOG_FLUSH_INTERVAL = "WORKBENCH_SERVE_LOG_FLUSH_INTERVAL"
+
+DEFAULT_LOG_MAX_BACKLOG = 10_000
+DEFAULT_LOG_BATCH_SIZE = 500
+DEFAULT_LOG_FLUSH_INTERVAL = 0.5
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """What a server process is told through its environment.
+
+    Attributes:
+        model: a models:/ URI to load (unless ``model_dir`` is set).
+        model_dir: a folder in MLflow format to load instead.
+        metadata: what ``/metadata`` says about a model loaded from a folder.
+        log_url: SQLAlchemy URL of the prediction store; empty logs nothing.
+        limits: row and body-size limits.
+        log_max_backlog, log_batch_size, log_flush_interval: the prediction writer's bounds.
+    """
+
+    model: str = ""
+    model_dir: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    log_url: str = ""
+    limits: Limits = field(default_factory=Limits)
+    log_max_backlog: int = DEFAULT_LOG_MAX_BACKLOG
+    log_batch_size: int = DEFAULT_LOG_BATCH_SIZE
+    log_flush_interval: float = DEFAULT_LOG_FLUSH_INTERVAL
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServeOptions:
+        """Read the options; unset or empty variables take their defaults.
+
+        Raises:
+            ConfigError: a variable's value is malformed (the message names it and says
+                what it expects).
+        """
+        env = os.environ if environ is None else environ
+        return cls(
+            model=env.get(ENV_MODEL, ""),
+            model_dir=env.get(ENV_MODEL_DIR, ""),
+            metadata=_json_object(env, ENV_METADATA),
+            log_url=env.get(ENV_LOG_URL, ""),
+            limits=Limits(_positive_int(env, ENV_MAX_ROWS, Limits.max_rows),
+                          _positive_int(env, ENV_MAX_BODY, Limits.max_body_bytes)),
+            log_max_backlog=_positive_int(env, ENV_LOG_MAX_BACKLOG, DEFAULT_LOG_MAX_BACKLOG),
+            log_batch_size=_positive_int(env, ENV_LOG_BATCH_SIZE, DEFAULT_LOG_BATCH_SIZE),
+            log_flush_interval=_positive_float(env, ENV_LOG_FLUSH_INTERVAL,
+                                               DEFAULT_LOG_FLUSH_INTERVAL),
+        )
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"{name} must be a whole number of at least 1, not {raw[:40]!r}; "
+                          f"unset it for the default ({default})")
+    return value
+
+
+def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"{name} must be a positive number of seconds, not {raw[:40]!r}; "
+                          f"unset it for the default ({default})")
+    return value
+
+
+def _json_object(env: Mapping[str, str], name: str) -> dict[str, Any]:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return {}
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name} must be a JSON object (the model's metadata, e.g. "
+                          '{"full_name": "churn_v1_20240101"}); unset it or fix its value')
+    return value

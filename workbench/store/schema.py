@@ -1,0 +1,249 @@
+"""The prediction store's tables, their schema version, and the migrations between versions.
+
+Version 1 (workbench before the meta table): ``predictions`` alone, no version recorded.
+Version 2: a ``workbench_store_meta`` table holding ``schema_version``; an index on
+``created_at`` for time-window reads across models; on Postgres the id is an identity column,
+so a role with INSERT on ``predictions`` alone can write (a ``serial`` needs USAGE on its
+sequence too).
+
+``ensure`` is what the writer and ``workbench serve`` call: it reads the version (SELECT on
+the meta table is all it needs when the schema is current), creates an empty store, migrates an
+older one, and refuses a ``predictions`` table that is not the workbench's, so a foreign table
+is one line at start-up rather than a writer retrying forever.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from workbench.errors import ConfigError
+from workbench.store.engine import create_engine, one_line
+
+SCHEMA_VERSION = 2
+TABLE_NAME = "predictions"
+META_TABLE_NAME = "workbench_store_meta"
+VERSION_KEY = "schema_version"
+REQUEST_ID_LEN = 64
+MODEL_NAME_LEN = 255
+PREPARE_HINT = "run `python -m workbench.store prepare --url URL` as the database's owner"
+
+# The columns of ``predictions`` in every version (none was renamed or dropped so far).
+COLUMNS = ("id", "request_id", "created_at", "model_name", "n_rows", "inputs", "outputs",
+           "latency_ms")
+
+metadata = sa.MetaData()
+
+predictions_table = sa.Table(
+    TABLE_NAME,
+    metadata,
+    # BIGINT on servers: at a few hundred predictions a second a 32-bit id runs out in
+    # months. SQLite only autoincrements an ``INTEGER PRIMARY KEY`` (it ignores Identity).
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), sa.Identity(),
+              primary_key=True),
+    sa.Column("request_id", sa.String(REQUEST_ID_LEN), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("model_name", sa.String(MODEL_NAME_LEN), nullable=False),
+    sa.Column("n_rows", sa.Integer, nullable=False),
+    sa.Column("inputs", sa.Text, nullable=False),
+    sa.Column("outputs", sa.Text, nullable=False),
+    sa.Column("latency_ms", sa.Float),
+    sa.Index("ix_predictions_model_name_created_at", "model_name", "created_at"),
+    sa.Index("ix_predictions_created_at", "created_at"),
+)
+
+# What the writer inserts into: the table without its id. Inserting through the Table would
+# fetch each new id (RETURNING, or nextval() first), which needs SELECT on the table or
+# USAGE on the sequence; the serving role has INSERT alone, and the database fills the id.
+insert_target = sa.table(TABLE_NAME, *(sa.column(column.name, column.type)
+                                       for column in predictions_table.c if column.name != "id"))
+
+meta_table = sa.Table(
+    META_TABLE_NAME,
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(255), nullable=False),
+)
+
+
+class StoreSchemaError(ConfigError):
+    """The store holds tables this workbench cannot write to: a foreign ``predictions``
+    table, a newer or unreadable schema version, or an older one the role may not migrate."""
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    """What a store holds.
+
+    Attributes:
+        version: the schema version; None for an empty store (no workbench tables).
+        complete: every table of that version exists.
+    """
+
+    version: int | None
+    complete: bool
+
+    @property
+    def current(self) -> bool:
+        return self.version == SCHEMA_VERSION and self.complete
+
+
+def read_state(conn: Connection) -> SchemaState:
+    """The store's schema version, read without writing anything.
+
+    Raises:
+        StoreSchemaError: the tables are not the workbench's, or the version is unknown.
+        sqlalchemy.exc.SQLAlchemyError: the store cannot be read.
+    """
+    inspector = sa.inspect(conn)
+    has_predictions = inspector.has_table(TABLE_NAME)
+    columns = ({column["name"] for column in inspector.get_columns(TABLE_NAME)}
+               if has_predictions else set())
+    if not inspector.has_table(META_TABLE_NAME):
+        if not has_predictions:
+            return SchemaState(None, False)
+        if columns != set(COLUMNS):
+            raise StoreSchemaError(
+                f"the prediction store holds a '{TABLE_NAME}' table that is not the "
+                f"workbench's (columns {', '.join(sorted(columns))}; no schema version); "
+                "point --log-url (or WORKBENCH_PREDICTION_STORE) at another database, or "
+                "rename that table")
+        return SchemaState(1, True)
+    raw = conn.execute(sa.select(meta_table.c.value).where(
+        meta_table.c.key == VERSION_KEY)).scalar()
+    if raw is None or not str(raw).isdigit() or int(raw) < 2:
+        raise StoreSchemaError(
+            f"the prediction store's {META_TABLE_NAME} table holds no schema version "
+            f"this workbench knows ({raw!r}); point --log-url at another database")
+    version = int(raw)
+    if version > SCHEMA_VERSION:
+        raise StoreSchemaError(
+            f"the prediction store has schema version {version}, newer than this workbench "
+            f"knows ({SCHEMA_VERSION}); upgrade mlops-workbench to write to it")
+    if has_predictions and not set(COLUMNS) <= columns:
+        missing = ", ".join(sorted(set(COLUMNS) - columns))
+        raise StoreSchemaError(
+            f"the prediction store's '{TABLE_NAME}' table lacks column(s) {missing} of "
+            f"schema version {version}; point --log-url at another database")
+    return SchemaState(version, has_predictions)
+
+
+def ensure(conn: Connection, *, create: bool = True) -> SchemaState:
+    """Make the store current: create an empty one, migrate an older one, refuse a foreign one.
+
+    Run it inside a transaction (``engine.begin()``): a migration is all or nothing where the
+    database has transactional DDL (SQLite and Postgres do).
+
+    Args:
+        conn: a connection in a transaction.
+        create: allowed to create or migrate; when False an old or empty store is refused.
+
+    Returns:
+        The state found before any change.
+
+    Raises:
+        StoreSchemaError: foreign tables or an unknown version; or the store needs creating or
+            migrating and ``create`` is False or the role lacks the privilege.
+        sqlalchemy.exc.SQLAlchemyError: the store cannot be reached or read.
+    """
+    state = read_state(conn)
+    if state.current:
+        return state
+    if not create:
+        raise StoreSchemaError(
+            f"the prediction store has schema version {state.version or 'none'}, this "
+            f"workbench writes version {SCHEMA_VERSION}; {PREPARE_HINT}")
+    try:
+        for step in _steps_from(state):
+            step(conn)
+        metadata.create_all(conn, checkfirst=True)
+        conn.execute(meta_table.delete().where(meta_table.c.key == VERSION_KEY))
+        conn.execute(meta_table.insert().values(key=VERSION_KEY, value=str(SCHEMA_VERSION)))
+    except sa.exc.ProgrammingError as exc:  # Postgres' "permission denied" lands here
+        raise StoreSchemaError(
+            f"the prediction store needs schema version {SCHEMA_VERSION} (it has "
+            f"{state.version or 'none'}) and this role cannot change it "
+            f"({one_line(exc)}); {PREPARE_HINT}") from exc
+    return state
+
+
+def prepare(url: str) -> tuple[int | None, int]:
+    """Create or migrate the store at ``url`` (run as the database's owner).
+
+    Returns:
+        (version found, or None for an empty store; version now).
+
+    Raises:
+        ConfigError: the URL cannot be used.
+        StoreSchemaError: see ``ensure``.
+        sqlalchemy.exc.SQLAlchemyError: the store cannot be reached.
+    """
+    engine = create_engine(url, writer=True)
+    try:
+        with engine.begin() as conn:
+            before = ensure(conn, create=True)
+    finally:
+        engine.dispose()
+    return before.version, SCHEMA_VERSION
+
+
+def check_at_start(url: str) -> bool:
+    """At server start: make the store current, or refuse it; a store that is down is no
+    error (the writer keeps predictions in its bounded backlog until it is back).
+
+    Returns:
+        True when the store answered and is current; False when it could not be reached.
+
+    Raises:
+        ConfigError: the URL cannot be used.
+        StoreSchemaError: see ``ensure``.
+    """
+    engine = create_engine(url, writer=True)
+    try:
+        with engine.begin() as conn:
+            ensure(conn, create=True)
+    except (sa.exc.OperationalError, sa.exc.InterfaceError):
+        return False
+    finally:
+        engine.dispose()
+    return True
+
+
+# ---------------------------------------------------------------------- migrations
+
+
+def _steps_from(state: SchemaState) -> list[Callable[[Connection], None]]:
+    """The migration steps from ``state`` to the current version, in order."""
+    if state.version is None:
+        return []  # create_all makes the current tables
+    steps: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2}
+    return [steps[version] for version in range(state.version, SCHEMA_VERSION)]
+
+
+def _v1_to_v2(conn: Connection) -> None:
+    """Version 1 -> 2: the ``created_at`` index; Postgres' serial id becomes an identity
+    column (so INSERT alone is enough to write). The meta table comes from create_all."""
+    for index in predictions_table.indexes:
+        if index.name == "ix_predictions_created_at":
+            index.create(conn, checkfirst=True)
+    if conn.dialect.name != "postgresql":
+        return
+    sequence = conn.execute(sa.text(
+        f"SELECT pg_get_serial_sequence('{TABLE_NAME}', 'id')")).scalar()
+    is_identity = conn.execute(sa.text(
+        "SELECT is_identity FROM information_schema.columns "
+        f"WHERE table_name = '{TABLE_NAME}' AND column_name = 'id' "
+        "AND table_schema = current_schema()")).scalar()
+    if is_identity == "YES":
+        return
+    conn.execute(sa.text(f"ALTER TABLE {TABLE_NAME} ALTER COLUMN id DROP DEFAULT"))
+    if sequence:
+        # The name comes from the catalog, not from input.
+        conn.execute(sa.text(f"DROP SEQUENCE IF EXISTS {sequence}"))
+    conn.execute(sa.text(
+        f"ALTER TABLE {TABLE_NAME} ALTER COLUMN id ADD GENERATED BY DEFAULT AS IDENTITY"))
+    conn.execute(sa.text(
+        f"SELECT setval(pg_get_serial_sequence('{TABLE_NAME}', 'id'), "
+        f"COALESCE(MAX(id), 0) + 1, false) FROM {TABLE_NAME}"))
