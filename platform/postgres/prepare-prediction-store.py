@@ -9,7 +9,6 @@ row, so every table but ``predictions`` gets SELECT for it here.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -20,19 +19,12 @@ WRITER = "predictions_writer"
 
 
 def prepare(url: str) -> None:
-    if importlib.util.find_spec("workbench.store") is not None:
-        # The store's own entry creates and migrates its schema (tables and schema version).
-        subprocess.run([sys.executable, "-m", "workbench.store", "prepare", "--url", url],
-                       check=True)
-    else:
-        # A workbench without workbench.store: the prediction log's table, as its writer
-        # would create it at its first write.
-        from workbench.serving import prediction_log
-
-        engine = sa.create_engine(url)
-        with engine.begin() as conn:
-            prediction_log.metadata.create_all(conn, checkfirst=True)
-        engine.dispose()
+    """Run the store's own entry, which creates or migrates its schema (the tables and the
+    schema version) and says what it did; its exit status ends this one-shot on failure."""
+    done = subprocess.run([sys.executable, "-m", "workbench.store", "prepare", "--url", url],
+                          check=False)
+    if done.returncode != 0:
+        sys.exit(done.returncode)
 
 
 def grant_writer_reads(url: str) -> list[str]:

@@ -410,6 +410,7 @@ statements = {
     "insert": "INSERT INTO predictions (request_id, created_at, model_name, n_rows, inputs, "
               "outputs, latency_ms) VALUES ('probe', now(), 'role-probe', 1, '[]', '[]', 1.0)",
     "select": "SELECT count(*) FROM predictions",
+    "schema_version": "SELECT value FROM workbench_store_meta",
     "update": "UPDATE predictions SET model_name = 'x' WHERE request_id = 'probe'",
     "delete": "DELETE FROM predictions WHERE request_id = 'probe'",
     "create": "CREATE TABLE role_probe (x int)",
@@ -439,11 +440,12 @@ def _probe(docker_client: Any, running: Running, role: str) -> dict[str, str]:
 @pytest.mark.docker
 def test_the_serving_role_only_inserts_and_the_reader_only_reads(docker_client, running):
     writer = _probe(docker_client, running, "writer")
-    assert writer == {"insert": "ok", "select": DENIED, "update": DENIED, "delete": DENIED,
-                      "create": DENIED, "drop": DENIED}
+    # The writer reads the store's schema version (its start-up check), no prediction.
+    assert writer == {"insert": "ok", "select": DENIED, "schema_version": "ok", "update": DENIED,
+                      "delete": DENIED, "create": DENIED, "drop": DENIED}
     reader = _probe(docker_client, running, "reader")
-    assert reader == {"insert": DENIED, "select": "ok", "update": DENIED, "delete": DENIED,
-                      "create": DENIED, "drop": DENIED}
+    assert reader == {"insert": DENIED, "select": "ok", "schema_version": "ok", "update": DENIED,
+                      "delete": DENIED, "create": DENIED, "drop": DENIED}
     # The writer's row is there (read as the superuser), untouched by the refused statements.
     assert running.psql(docker_client, "predictions",
                         "select model_name from predictions where request_id = 'probe'"

@@ -22,8 +22,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -33,6 +31,7 @@ from typing import Any
 import filelock
 import psutil
 
+from workbench.client import answers
 from workbench.config import Settings
 from workbench.errors import PlatformError, PortBusy
 
@@ -316,15 +315,6 @@ def _is_our_server(pid: int, started: Any = None) -> bool:
     except psutil.NoSuchProcess:
         return False
     return "mlflow" in cmdline and "server" in cmdline
-
-
-def answers(uri: str, timeout: float = 2.0) -> bool:
-    """Whether an MLflow server answers ``/health`` at ``uri``."""
-    try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
 
 
 def free_port(host: str = "127.0.0.1") -> int:
