@@ -152,8 +152,10 @@ def test_mlflow_http_retries_are_short_unless_the_user_set_them():
     import subprocess
     import sys
 
-    code = ("import os, workbench; print(os.environ['MLFLOW_HTTP_REQUEST_MAX_RETRIES'], "
-            "os.environ['MLFLOW_HTTP_REQUEST_TIMEOUT'])")
+    # Read back through MLflow's own parsers: a value of the wrong type would break every call.
+    code = ("import workbench; from mlflow import environment_variables as e; "
+            "e.MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.get(); e.MLFLOW_HTTP_REQUEST_BACKOFF_JITTER.get(); "
+            "print(e.MLFLOW_HTTP_REQUEST_MAX_RETRIES.get(), e.MLFLOW_HTTP_REQUEST_TIMEOUT.get())")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_HTTP_")}
     ours = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                           check=True).stdout.split()
