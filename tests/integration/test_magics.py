@@ -107,7 +107,7 @@ def test_a_dead_tracking_server_is_a_one_line_usage_error(env_for, monkeypatch):
     ip = InteractiveShell.instance()
     try:
         ip.run_line_magic("load_ext", "workbench")
-        with pytest.raises(UsageError, match="no tracking server answers at http://127.0.0.1:9"):
+        with pytest.raises(UsageError, match=r"no tracking server answers at http://127\.0\.0\.1:9"):
             ip.run_line_magic("mlops_track", "--instance churn")
         assert mlflow.active_run() is None
     finally:
@@ -162,7 +162,7 @@ def test_package_with_the_server_gone_is_one_line_in_seconds(shell, unique_insta
     magics._settings = magics.settings.replace(tracking_uri="http://127.0.0.1:9")
     magics._registry = None
     started = time.monotonic()
-    with pytest.raises(UsageError, match="no tracking server answers at http://127.0.0.1:9") as raised:
+    with pytest.raises(UsageError, match=r"no tracking server answers at http://127\.0\.0\.1:9") as raised:
         shell.run_line_magic("mlops_package", "model")
     assert time.monotonic() - started < 5
     assert "\n" not in str(raised.value)
