@@ -51,7 +51,8 @@ class LoadedModel:
         self.input_columns = signature.input_names() if signature is not None else None
         # column -> MLflow type name, for the columns the signature types (not tensors)
         self.input_types: dict[str, str] = (
-            {str(c.name): str(c.type) for c in signature.inputs if c.name is not None}
+            {str(c.name): getattr(c.type, "name", str(c.type)) for c in signature.inputs
+             if c.name is not None}
             if signature is not None and not signature.is_tensor_spec() else {})
 
     def predict(self, frame: pd.DataFrame, scored_at: dt.datetime | None = None) -> pd.DataFrame:
@@ -82,7 +83,9 @@ class LoadedModel:
         except (MlflowException, ValueError, TypeError, KeyError) as error:
             # The signature's enforcement (MlflowException) or the model itself (an unseen
             # category, a wrong dtype) refused these rows: bad input, said in one line.
-            text = str(getattr(error, "message", None) or error).strip().splitlines()
+            full = str(getattr(error, "message", None) or error)
+            # MLflow's schema errors quote the data and the schema first; the reason is last.
+            text = full.rsplit("Error: ", 1)[-1].strip().splitlines()
             raise WorkbenchError(
                 f"{self.instance.label} cannot score this input ({type(error).__name__}: "
                 f"{text[0][:200] if text else 'no detail'}); check the columns' values and types"
@@ -113,7 +116,7 @@ def _check_column(values: pd.Series, kind: str, label: str) -> None:
         bad = values[numbers.isna() & values.notna()]
         if not bad.empty:
             raise WorkbenchError(
-                f"column {values.name!r} holds {bad.iloc[0]!r} (row {_row(bad.index[0])}), not a "
+                f"column {values.name!r} holds {_shown(bad.iloc[0])} (row {_row(bad.index[0])}), not a "
                 f"number; {label} takes {kind} values there")
         values = numbers
     if kind in {"integer", "long"} and values.isna().any():
@@ -125,8 +128,13 @@ def _check_column(values: pd.Series, kind: str, label: str) -> None:
         fractional = values[(values % 1) != 0]
         if not fractional.empty:
             raise WorkbenchError(
-                f"column {values.name!r} holds {fractional.iloc[0]!r} (row "
+                f"column {values.name!r} holds {_shown(fractional.iloc[0])} (row "
                 f"{_row(fractional.index[0])}); {label} takes whole numbers there")
+
+
+def _shown(value: Any) -> str:
+    # numpy scalars print as np.float64(6.5); the user wrote 6.5.
+    return repr(value.item() if hasattr(value, "item") else value)
 
 
 def _row(index: Any) -> str:
