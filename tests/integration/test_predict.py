@@ -30,7 +30,7 @@ def champion(registry, demo_data):
 
 
 def test_predict_file_adds_predictions_model_name_and_time(settings, registry, demo_data, champion, tmp_path):
-    instance, model = champion
+    _, model = champion
     source = demo_data / "churn_20240331.csv"
     result = predict_file("predictme@champion", source, tmp_path / "scored.parquet", settings, registry)
 
