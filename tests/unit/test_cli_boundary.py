@@ -1,6 +1,7 @@
 """The CLI's error boundary: every error one line on stderr, a traceback only with --debug."""
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,8 +17,14 @@ from workbench.errors import ModelNotFound
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "pyproject.toml").write_text("")
     monkeypatch.chdir(tmp_path)
-    for name in ("WORKBENCH_DEBUG", "WORKBENCH_PROJECT_ROOT", "WORKBENCH_PORT", "WORKBENCH_HOST"):
+    for name in ("WORKBENCH_PROJECT_ROOT", "WORKBENCH_PORT", "WORKBENCH_HOST"):
         monkeypatch.delenv(name, raising=False)
+    # setenv, not delenv: `--debug` sets the variable and monkeypatch must take it away again
+    # (and so for what main() sets by default).
+    monkeypatch.setenv("WORKBENCH_DEBUG", "0")
+    for name in ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"):
+        monkeypatch.setenv(name, os.environ.get(name, ""))
+        monkeypatch.delenv(name)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
     return tmp_path
 
@@ -85,7 +92,6 @@ def test_debug_shows_the_traceback(project, command_raising, capsys, monkeypatch
         monkeypatch.setenv("WORKBENCH_DEBUG", "1")
         argv = ["boom"]
     else:
-        monkeypatch.delenv("WORKBENCH_DEBUG", raising=False)
         argv = ["--debug", "boom"]
     status, _, err = run(argv, capsys)
     assert status != 0
