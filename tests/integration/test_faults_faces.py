@@ -58,7 +58,11 @@ def _workbench(args: list[str], env: dict[str, str], cwd: Path) -> tuple[subproc
 @pytest.mark.parametrize("args", [
     ["models", "list"],
     ["models", "show", "churn@champion"],
+    ["models", "compare", "churn"],
     ["predict", "churn@champion", "--input", "in.csv", "--output", "out.csv"],
+    ["package", "churn@champion"],
+    ["monitor", "drift", "churn@champion", "--current", "in.csv"],
+    ["serve", "churn@champion", "--port", "0"],
 ])
 def test_cli_with_the_server_stopped_is_one_line_in_seconds(stopped_server, tmp_path, args):
     (tmp_path / "in.csv").write_text("a,b\n1,2\n")

@@ -53,6 +53,7 @@ def test_predict_cli_writes_csv(settings, demo_data, champion, tmp_path):
                           capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "1500 rows scored by predictme_v1_20240131" in done.stdout
+    assert "\r" not in done.stderr, done.stderr  # no progress bars redrawn over the workbench's lines
     assert len(pd.read_csv(out)) == 1500
 
     bad = subprocess.run([sys.executable, "-m", "workbench.cli", "predict", "predictme_v9_20240131",
