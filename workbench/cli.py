@@ -40,6 +40,25 @@ class _ServerCommand(click.Command):
         return super().invoke(ctx)
 
 
+class _DriftCommand(_ServerCommand):
+    """``monitor drift``: exit status 1 means drift, so every failure to check exits 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from workbench.errors import DriftDetected, MonitoringError
+
+        try:
+            return super().invoke(ctx)
+        except (DriftDetected, click.exceptions.ClickException, click.exceptions.Exit,
+                click.exceptions.Abort):
+            raise
+        except Exception as error:
+            if isinstance(error, WorkbenchError) and error.exit_code != 1:
+                raise
+            from workbench.boundary import describe
+
+            raise MonitoringError(describe(error, "workbench monitor drift").message) from error
+
+
 class _ServerGroup(click.Group):
     """A group whose every command needs the tracking server."""
 
@@ -413,7 +432,7 @@ def monitor() -> None:
     """Monitoring: current data against a model's reference profile."""
 
 
-@monitor.command("drift", cls=_ServerCommand)
+@monitor.command("drift", cls=_DriftCommand)
 @click.argument("ref")
 @click.option("--current", type=click.Path(path_type=Path),
               help="CSV/Parquet file of current data (default: the model's logged predictions)")
