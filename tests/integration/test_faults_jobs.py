@@ -259,8 +259,9 @@ def test_ctrl_c_of_a_container_job_keeps_the_notebook_kills_the_run_and_removes_
                             "import time\ntime.sleep(seconds)")
     env = {**os.environ, **docker_settings.as_env()}
     job = subprocess.Popen(
+        # By id: another checkout on the same engine may move the image's tag meanwhile.
         [sys.executable, "-m", "workbench.cli", "run", str(notebook), "--executor", "docker",
-         "--experiment", "container-interrupts"],
+         "--image", workbench_image.id, "--experiment", "container-interrupts"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         stderr = _Lines(job.stderr)

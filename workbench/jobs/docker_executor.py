@@ -109,7 +109,9 @@ class DockerExecutor:
             )
         progress(f"container {container.short_id} ({self._image_ref}) started; log: {log_file}")
         lines: list[str] = []
-        follower = threading.Thread(target=_follow, args=(container, lines, progress), daemon=True)
+        quiet = threading.Event()
+        follower = threading.Thread(target=_follow, args=(container, lines, progress, quiet),
+                                    daemon=True)
         follower.start()
         status: int | None = None
         try:
@@ -119,6 +121,8 @@ class DockerExecutor:
             # wrote before the container goes.
             try:
                 if status is None:
+                    # What a stopped kernel says on its way out goes to the log only.
+                    quiet.set()
                     _stop(container)
                 follower.join(timeout=10)
                 _docker.copy_from_container(container, OUTPUT_IN_CONTAINER, job.output_notebook)
@@ -178,7 +182,7 @@ def _check_readable(path: Path) -> None:
             )
 
 
-def _follow(container: Any, lines: list[str], progress: Progress) -> None:
+def _follow(container: Any, lines: list[str], progress: Progress, quiet: threading.Event) -> None:
     buffer = b""
     try:
         for chunk in container.logs(stream=True, follow=True):
@@ -190,7 +194,8 @@ def _follow(container: Any, lines: list[str], progress: Progress) -> None:
                 if not line or (lines and line == lines[-1]):
                     continue
                 lines.append(line)
-                progress(f"  | {line}")
+                if not quiet.is_set():
+                    progress(f"  | {line}")
     except Exception:
         pass
     if buffer.strip():

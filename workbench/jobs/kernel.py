@@ -16,6 +16,7 @@ import signal
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -37,20 +38,25 @@ class JobKernelManager(AsyncKernelManager):
     The kernel talks to papermill over IPC (Unix sockets in Jupyter's runtime folder) instead
     of TCP on the loopback: no port is open to other local users, and ipykernel has no reason
     to warn about unencrypted TCP in the job's output. The kernel's environment is this
-    process's plus ``job_env``. ``for_job`` makes the subclass one job uses.
+    process's plus ``job_env``. The kernel process's own output (ipykernel's log, what C
+    code writes; not the cells' output, which goes to the notebook) is appended to
+    ``kernel_log`` when set, so it does not interleave with the workbench's lines.
+    ``for_job`` makes the subclass one job uses.
     """
 
     transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
     job_env = Dict(key_trait=Unicode(), value_trait=Unicode()).tag(config=True)
+    kernel_log = Unicode("").tag(config=True)
 
     @staticmethod
     def on_start(manager: JobKernelManager) -> None:
         """Called with the manager once its kernel runs."""
 
     @classmethod
-    def for_job(cls, env: Mapping[str, str],
-                on_start: Callable[[JobKernelManager], None]) -> type[JobKernelManager]:
-        """A subclass whose kernels get ``env`` and report to ``on_start``.
+    def for_job(cls, env: Mapping[str, str], on_start: Callable[[JobKernelManager], None],
+                kernel_log: str = "") -> type[JobKernelManager]:
+        """A subclass whose kernels get ``env``, write to ``kernel_log`` and report to
+        ``on_start``.
 
         nbclient creates the manager from a class (and deep-copies its configuration, which
         a callback does not survive), so the job's values travel as class attributes.
@@ -58,6 +64,7 @@ class JobKernelManager(AsyncKernelManager):
         return type("JobKernelManager", (cls,), {
             "job_env": Dict(default_value=dict(env), key_trait=Unicode(), value_trait=Unicode()),
             "on_start": staticmethod(on_start),
+            "kernel_log": Unicode(kernel_log),
         })
 
     # AsyncKernelManager's start_kernel is a coroutine where KernelManager's is not.
@@ -71,7 +78,14 @@ class JobKernelManager(AsyncKernelManager):
             os.makedirs(runtime, exist_ok=True)
             self.ip = os.path.join(runtime, f"workbench-job-{uuid.uuid4().hex[:12]}-ipc")
         kw["env"] = {**os.environ, **kw.get("env", {}), **self.job_env}
-        await super().start_kernel(**kw)
+        if not self.kernel_log:
+            await super().start_kernel(**kw)
+        else:
+            # The kernel keeps its own descriptor; a job kernel is never restarted, so this
+            # handle is not needed after the start.
+            with open(self.kernel_log, "ab") as log:
+                kw["stdout"] = kw["stderr"] = log
+                await super().start_kernel(**kw)
         self.on_start(self)
 
 
@@ -139,7 +153,8 @@ class Watchdog:
 
 
 def execute(job: PreparedJob, show_progress: bool) -> None:
-    """Run ``job``'s notebook with papermill in a fresh job kernel; write its output notebook.
+    """Run ``job``'s notebook with papermill in a fresh job kernel; write its output notebook
+    and, beside it, the kernel's own log.
 
     Raises:
         JobTimeout: the job ran past ``job.timeout`` (the notebook is saved up to there).
@@ -159,7 +174,8 @@ def execute(job: PreparedJob, show_progress: bool) -> None:
                 kernel_name=job.kernel_name,
                 cwd=str(job.cwd),
                 progress_bar=show_progress,
-                kernel_manager_class=JobKernelManager.for_job(job.env, watchdog.attach),
+                kernel_manager_class=JobKernelManager.for_job(
+                    job.env, watchdog.attach, str(kernel_log(job))),
                 # nbclient's own per-cell limit backs the watchdog up: no cell may outlast
                 # the job, its interrupt and its kill.
                 execution_timeout=math.ceil(job.timeout + 2 * GRACE_S) if job.timeout else None,
@@ -172,6 +188,16 @@ def execute(job: PreparedJob, show_progress: bool) -> None:
         if watchdog.expired.is_set():
             raise JobTimeout(f"timed out after {job.timeout:g} s") from exc
         raise
+    finally:
+        log = kernel_log(job)
+        if log.is_file() and not log.stat().st_size:
+            log.unlink()  # a quiet kernel leaves no empty file behind
+
+
+def kernel_log(job: PreparedJob) -> Path:
+    """Where a local job's kernel process writes its own output: beside the output notebook
+    (the runner logs it to the run with the notebook)."""
+    return job.output_notebook.with_suffix(".log")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -88,7 +88,7 @@ class ClientTracker:
 
         attempt("tag the run", lambda: self.set_tags(
             run_id, {**(tags or {}), lineage.OUTPUT_NOTEBOOK: str(output)}))
-        # The executed notebook, and the container's log when the job ran in one.
+        # The executed notebook, and the job's log (the container's, or the local kernel's).
         for path in (output, output.with_suffix(".log")):
             if path.exists():
                 attempt(f"log {path.name}", functools.partial(
