@@ -40,6 +40,19 @@ if TYPE_CHECKING:
 os.environ.setdefault("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD", "false")
 os.environ.setdefault("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD", "false")
 
+# MLflow's client retries a failing request 7 times with exponential backoff (minutes on a
+# dead server) and waits 120 s for an answer. The workbench's faces say "the server is
+# down" in seconds instead: two quick retries ride out a blip, 15 s covers a slow answer
+# (the timeout bounds each socket read, not a whole transfer). A user's own values win.
+_HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+}
+for _name, _value in _HTTP_DEFAULTS.items():
+    os.environ.setdefault(_name, _value)
+
 _LAZY = {
     "Registry": "workbench.registry",
     "Instance": "workbench.registry",
@@ -53,11 +66,33 @@ _LAZY = {
 }
 
 __all__ = [
-    "__version__", "Settings", "ModelName", "ModelRef", "build_name", "parse_ref",
-    "WorkbenchError", "InvalidModelName", "ModelNotFound", "ModelAlreadyRegistered",
-    "ParameterError", "PlatformError", "JobFailed", "JobKilled", "MonitoringError", "DriftDetected",
+    "DriftDetected",
+    "EmbeddedPlatform",
+    "Instance",
+    "InvalidModelName",
+    "JobFailed",
+    "JobKilled",
+    "JobResult",
+    "JobSpec",
+    "ModelAlreadyRegistered",
+    "ModelName",
+    "ModelNotFound",
+    "ModelRef",
+    "MonitoringError",
+    "ParameterError",
+    "PlatformError",
     "PromotionRefused",
-    *_LAZY, "load_ipython_extension",
+    "Registry",
+    "Settings",
+    "WorkbenchError",
+    "__version__",
+    "build_name",
+    "check_model_drift",
+    "load_ipython_extension",
+    "parse_ref",
+    "predict_file",
+    "predict_frame",
+    "run_job",
 ]
 
 

@@ -1,6 +1,10 @@
 """The ``workbench`` command: parse, call one library function, present.
 
-Errors the library raises on purpose become one line on stderr and a non-zero exit.
+Every error becomes one line on stderr and a non-zero exit (see :mod:`workbench.boundary`):
+the library's own errors as they are, MLflow and connection errors naming the tracking
+server, anything else as a bug. ``--debug`` (or ``WORKBENCH_DEBUG=1``) adds the traceback.
+Commands that need the tracking server check it first, so a down server is one line in
+seconds rather than MLflow's retries.
 """
 from __future__ import annotations
 
@@ -21,6 +25,46 @@ def _settings(**overrides: Any) -> Settings:
     return Settings.from_env(**overrides)
 
 
+def _require_server() -> None:
+    from workbench.client import require_server
+
+    require_server(_settings())
+
+
+class _ServerCommand(click.Command):
+    """A command that needs the tracking server: checked after parsing (``--help`` still
+    works with the server down), before the command's work."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        _require_server()
+        return super().invoke(ctx)
+
+
+class _DriftCommand(_ServerCommand):
+    """``monitor drift``: exit status 1 means drift, so every failure to check exits 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from workbench.errors import DriftDetected, MonitoringError
+
+        try:
+            return super().invoke(ctx)
+        except (DriftDetected, click.exceptions.ClickException, click.exceptions.Exit,
+                click.exceptions.Abort):
+            raise
+        except Exception as error:
+            if isinstance(error, WorkbenchError) and error.exit_code != 1:
+                raise
+            from workbench.boundary import describe
+
+            raise MonitoringError(describe(error, "workbench monitor drift").message) from error
+
+
+class _ServerGroup(click.Group):
+    """A group whose every command needs the tracking server."""
+
+    command_class = _ServerCommand
+
+
 def _say(line: str) -> None:
     click.echo(line, err=True)
 
@@ -33,8 +77,18 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+def _turn_on_debug(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        import os
+
+        # An environment variable, not a global: jobs and servers started from here inherit it.
+        os.environ["WORKBENCH_DEBUG"] = "1"
+
+
 @click.group()
 @click.version_option(__version__, prog_name="workbench")
+@click.option("--debug", is_flag=True, expose_value=False, is_eager=True, callback=_turn_on_debug,
+              help="show the traceback of an error (same as WORKBENCH_DEBUG=1)")
 def cli() -> None:
     """mlops-workbench: track, register, run, serve and monitor models from JupyterLab.
 
@@ -225,7 +279,7 @@ def _yaml_mapping(text: str) -> dict[str, Any]:
 
 
 # -- models --------------------------------------------------------------------------------------
-@cli.group()
+@cli.group(cls=_ServerGroup)
 def models() -> None:
     """The model registry: list, show, compare and promote model instances."""
 
@@ -354,7 +408,7 @@ def models_rollback(instance: str, alias: str, reason: str) -> None:
 
 
 # -- predictions ---------------------------------------------------------------------------------
-@cli.command("predict")
+@cli.command("predict", cls=_ServerCommand)
 @click.argument("ref")
 @click.option("--input", "input_path", required=True, type=click.Path(path_type=Path))
 @click.option("--output", "output_path", required=True, type=click.Path(path_type=Path))
@@ -383,6 +437,8 @@ def serve(ref: str, host: str, port: int, workers: int, max_rows: int | None,
     protocol on /invocations)."""
     from workbench.serving.server import serve as run_server
 
+    if not Path(ref).is_dir():  # a folder in MLflow format is served without the registry
+        _require_server()
     run_server(ref, _settings(), host=host, port=port, workers=workers, max_rows=max_rows,
                max_body_bytes=max_body_bytes, log_url="" if no_log else log_url, progress=_say)
 
@@ -404,7 +460,7 @@ def image_build(name: str) -> None:
     click.echo(built.tag)
 
 
-@cli.command("package")
+@cli.command("package", cls=_ServerCommand)
 @click.argument("ref")
 def package(ref: str) -> None:
     """Build REF's REST serving image: workbench-model/{instance}:{version}_{data_date}."""
@@ -420,7 +476,7 @@ def monitor() -> None:
     """Monitoring: current data against a model's reference profile."""
 
 
-@monitor.command("drift")
+@monitor.command("drift", cls=_DriftCommand)
 @click.argument("ref")
 @click.option("--current", type=click.Path(path_type=Path),
               help="CSV/Parquet file of current data (default: the model's logged predictions)")
@@ -440,13 +496,9 @@ def monitor_drift(ref: str, current: Path | None, since: str | None, until: str 
 
     Exit status: 0 ok or warn, 1 drift, 2 the check cannot be made (bad input).
     """
-    import os
-
     from workbench.monitoring.drift import Thresholds
     from workbench.monitoring.service import check_model_drift
 
-    # The command says what it does step by step; MLflow's download bars would drown that.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     thresholds = Thresholds.from_yaml(thresholds_file.read_text() if thresholds_file else "",
                                       dict(threshold_values))
     check = check_model_drift(ref, _settings(), current=current, since=since, until=until,
@@ -494,7 +546,8 @@ def lab(port: int | None, no_platform: bool, in_docker: bool, image: str | None)
         _lab_in_docker(settings, port, image)
         return
     command = lab_command(settings, port)
-    _say(f"starting JupyterLab on {settings.host}:{port or settings.lab_port} (tracking: {settings.tracking_uri})")
+    _say(f"starting JupyterLab on {settings.host}:{port or settings.lab_port} "
+         f"(tracking: {settings.tracking_uri})")
     os.execve(command[0], command, lab_environment(settings))
 
 
@@ -537,17 +590,19 @@ def demo_data(out: Path | None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point: one line and a non-zero exit for every WorkbenchError."""
+    """Entry point: one line on stderr and a non-zero exit for every error; a traceback only
+    with ``--debug`` or ``WORKBENCH_DEBUG=1``."""
     import os
 
     # Keep stdout for results (JSON, URIs); the CLI prints run links itself, on stderr.
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    # The commands say what they do step by step; MLflow's download bars would drown that
+    # (and reach job kernels and servers started from here, which inherit it).
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    args = list(argv) if argv is not None else sys.argv[1:]
+    _warnings_as_lines()
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="workbench",
-                 standalone_mode=False)
-    except WorkbenchError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        cli.main(args=args, prog_name="workbench", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
@@ -556,6 +611,50 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except Exception as exc:  # the error boundary: every other error is one line
+        from workbench.boundary import debug_requested, describe
+
+        failure = describe(exc, _doing(args),
+                           debug_hint="run again with `workbench --debug ...` (or WORKBENCH_DEBUG=1)")
+        if debug_requested():
+            import traceback
+
+            traceback.print_exception(exc, file=sys.stderr)
+        click.echo(f"error: {failure.message}", err=True)
+        sys.exit(failure.exit_code)
+
+
+def _doing(args: Sequence[str]) -> str:
+    """``workbench models list`` for the error line: the command words, no values."""
+    words: list[str] = ["workbench"]
+    command: click.Command = cli
+    for arg in args:
+        if arg.startswith("-"):
+            continue
+        sub = command.commands.get(arg) if isinstance(command, click.Group) else None
+        if sub is None:
+            break
+        words.append(arg)
+        command = sub
+    return " ".join(words)
+
+
+def _warnings_as_lines() -> None:
+    """The workbench's own warnings (an unknown setting) as ``warning: ...`` lines."""
+    import warnings
+
+    from workbench.config import UnknownSetting
+
+    show = warnings.showwarning
+
+    def one_line(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 file: Any = None, line: str | None = None) -> None:
+        if issubclass(category, UnknownSetting):
+            click.echo(f"warning: {message}", err=True)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = one_line
 
 
 if __name__ == "__main__":

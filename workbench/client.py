@@ -97,6 +97,17 @@ def mlflow_errors(settings: Settings, doing: str) -> Iterator[None]:
         ) from error
 
 
+def as_tracking_error(settings: Settings, doing: str, error: BaseException) -> TrackingError:
+    """``error`` (an MLflow or connection error, "not found" included) as one honest line.
+
+    For faces that catch what escaped the library; :func:`mlflow_errors` is the way in.
+    """
+    if _caused_by_connection(error) and not hasattr(error, "error_code"):
+        return TrackingError(f"{doing} failed: no tracking server answers at "
+                             f"{settings.tracking_uri}; {start_hint(settings)}")
+    return TrackingError(_describe(settings, doing, error))
+
+
 def _describe(settings: Settings, doing: str, error: BaseException) -> str:
     code = getattr(error, "error_code", None) or "ERROR"
     message = str(getattr(error, "message", None) or error).strip().splitlines()
@@ -117,7 +128,8 @@ def _caused_by_connection(error: BaseException) -> bool:
     seen: BaseException | None = error
     while seen is not None:
         if isinstance(seen, (ConnectionError, TimeoutError)) or type(seen).__name__ in (
-                "ConnectionError", "MaxRetryError", "NewConnectionError"):
+                "ConnectionError", "MaxRetryError", "NewConnectionError",
+                "ConnectTimeout", "ReadTimeout", "ReadTimeoutError"):
             return True
         seen = seen.__cause__ or seen.__context__
     return False

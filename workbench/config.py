@@ -1,10 +1,18 @@
 """Settings: one typed object, read once, passed down explicitly.
 
 Sources, highest precedence first:
-  1. the process environment (``WORKBENCH_<FIELD>``, and ``MLFLOW_TRACKING_URI``),
-  2. the project's ``.env`` file (same names),
-  3. the ``[workbench]`` section of the project's ``setup.cfg`` (field names),
-  4. the defaults below.
+  1. overrides given to :meth:`Settings.from_env` (command-line options),
+  2. the process environment (``WORKBENCH_<FIELD>``, and ``MLFLOW_TRACKING_URI``,
+     ``MLFLOW_TRACKING_USERNAME``, ``MLFLOW_TRACKING_PASSWORD``),
+  3. the project's ``.env`` file (same names),
+  4. the ``[workbench]`` section of the project's ``setup.cfg`` (field names),
+  5. the defaults below.
+
+The values are read and checked by pydantic-settings: each source above is a settings
+source, pydantic converts and validates. A value of the wrong type is one
+:class:`~workbench.errors.ConfigError` line naming the variable and the type it needs; a
+``WORKBENCH_*`` name that is no setting is an :class:`UnknownSetting` warning naming the
+closest one (a typo would otherwise be ignored without a word).
 
 The project root is the nearest folder, from the working directory up, that holds a
 ``setup.cfg``, ``pyproject.toml`` or ``.git``; state lives in ``<root>/.workbench`` unless
@@ -13,22 +21,61 @@ The project root is the nearest folder, from the working directory up, that hold
 from __future__ import annotations
 
 import configparser
-import dataclasses
+import difflib
 import os
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from workbench.errors import ConfigError
 
 ENV_PREFIX = "WORKBENCH_"
 _PROJECT_MARKERS = ("setup.cfg", "pyproject.toml", ".git")
 
+#: ``WORKBENCH_*`` variables that are not settings fields but are read elsewhere: the project
+#: root (read before the settings, to find them), the traceback switch of the faces, the
+#: notebook a job runs, the compose platform's image, and the serving server's own variables.
+KNOWN_VARIABLES = frozenset({"WORKBENCH_PROJECT_ROOT", "WORKBENCH_DEBUG", "WORKBENCH_NOTEBOOK",
+                             "WORKBENCH_IMAGE"})
+KNOWN_PREFIXES = ("WORKBENCH_SERVE_",)
 
-@dataclass(frozen=True)
-class Settings:
+#: MLflow's own names, read like ``WORKBENCH_<FIELD>`` (and winning over it): MLflow's client
+#: reads them too, so one variable configures both.
+MLFLOW_ALIASES = {
+    "MLFLOW_TRACKING_URI": "tracking_uri",
+    "MLFLOW_TRACKING_USERNAME": "tracking_username",
+    "MLFLOW_TRACKING_PASSWORD": "tracking_password",
+}
+
+
+class UnknownSetting(UserWarning):
+    """A ``WORKBENCH_*`` variable (or a ``setup.cfg`` key) that no setting has."""
+
+
+def debug_requested(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether ``WORKBENCH_DEBUG`` asks the faces to show tracebacks."""
+    value = (os.environ if environ is None else environ).get(ENV_PREFIX + "DEBUG", "")
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+class Settings(BaseSettings):
     """Everything the workbench can be told, with its defaults.
+
+    Build it with :meth:`from_env`; ``Settings()`` reads the same sources from the working
+    directory and ``os.environ``.
 
     Attributes:
         project_root: the data scientist's project (notebooks, data, setup.cfg).
@@ -36,6 +83,10 @@ class Settings:
         host: interface the embedded platform and ``workbench lab`` bind to.
         port: the embedded tracking server's port.
         tracking_uri: where MLflow is; defaults to the embedded server's address.
+        tracking_username: the MLflow user (a server with authentication on, e.g. the
+            compose platform); exported as ``MLFLOW_TRACKING_USERNAME``.
+        tracking_password: that user's password (never printed); exported as
+            ``MLFLOW_TRACKING_PASSWORD``.
         experiment: MLflow experiment used when a run names none.
         primary_metric: the metric ``compare`` sorts by and promotion gates use.
         greater_is_better: direction of ``primary_metric``.
@@ -58,16 +109,24 @@ class Settings:
             it (``http://mlflow:5000`` on the compose platform); empty: ``tracking_uri``.
     """
 
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, frozen=True, extra="forbid", str_strip_whitespace=True,
+        # Each source decides what "unset" is; no field is read from anywhere by its own name.
+        env_ignore_empty=True,
+    )
+
     project_root: Path
     home: Path
     host: str = "127.0.0.1"
     port: int = 5000
     tracking_uri: str = ""
+    tracking_username: str = ""
+    tracking_password: SecretStr = SecretStr("")
     experiment: str = "workbench"
     primary_metric: str = "roc_auc"
     greater_is_better: bool = True
     promotion_gates: str = "metric,drift"
-    data_dir: Path = field(default=Path("data"))
+    data_dir: Path = Field(default=Path("data"))
     lab_port: int = 8888
     job_timeout: float = 0.0
     executor: str = "local"
@@ -76,6 +135,53 @@ class Settings:
     base_image: str = "python:3.11-slim"
     docker_network: str = ""
     container_tracking_uri: str = ""
+
+    def __init__(self, **values: Any) -> None:
+        build = _BUILD.get() or _Build(os.environ, find_project_root())
+        with _building(build):
+            try:
+                super().__init__(**values)
+            except ValidationError as error:
+                raise ConfigError(_one_line(error, build)) from None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Highest precedence first. The environment and .env are read from the mappings of
+        # the build in progress (from_env's arguments), not straight from os.environ.
+        build = _current_build()
+        return (
+            init_settings,
+            _MappingSource(settings_cls, build.environ, "the environment"),
+            _MappingSource(settings_cls, _read_dotenv(build.root / ".env"), build.root / ".env"),
+            _SetupCfgSource(settings_cls, build.root / "setup.cfg"),
+        )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _paths_from_project_root(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        root = Path(data.get("project_root") or _current_build().root)
+        data["project_root"] = root
+        for name, default in (("home", ".workbench"), ("data_dir", "data")):
+            given = data.get(name)
+            path = Path(given).expanduser() if given else Path(default)
+            data[name] = path if path.is_absolute() else root / path
+        return data
+
+    @model_validator(mode="after")
+    def _default_tracking_uri(self) -> Settings:
+        if not self.tracking_uri:
+            # The model is frozen; this is its construction, not a change.
+            object.__setattr__(self, "tracking_uri", self.embedded_tracking_uri)
+        return self
 
     @property
     def jobs_dir(self) -> Path:
@@ -106,39 +212,34 @@ class Settings:
                 ``None`` values are ignored.
 
         Raises:
-            ConfigError: a value cannot be converted to its field's type.
+            ConfigError: a value cannot be converted to its field's type, an override names
+                no setting, or ``setup.cfg`` cannot be parsed.
+
+        Warns:
+            UnknownSetting: a ``WORKBENCH_*`` variable or ``setup.cfg`` key names no setting.
         """
         environ = os.environ if environ is None else environ
         given_root = environ.get(ENV_PREFIX + "PROJECT_ROOT")
         root = (cwd or Path.cwd()) / given_root if given_root else find_project_root(cwd)
-        root = root.resolve()
-        raw: dict[str, str] = {}
-        raw.update(_read_setup_cfg(root / "setup.cfg"))
-        raw.update(_from_env_names(_read_dotenv(root / ".env")))
-        raw.update(_from_env_names(environ))
-        raw.update({k: v for k, v in overrides.items() if v is not None})
-
-        values: dict[str, Any] = {"project_root": root}
-        for f in dataclasses.fields(cls):
-            if f.name in raw and f.name != "project_root":
-                values[f.name] = _convert(f.name, f.type, raw[f.name])
-        home = Path(values.get("home") or root / ".workbench")
-        values["home"] = home if home.is_absolute() else root / home
-        data_dir = Path(values.get("data_dir") or root / "data")
-        values["data_dir"] = data_dir if data_dir.is_absolute() else root / data_dir
-        settings = cls(**values)
-        if not settings.tracking_uri:
-            settings = dataclasses.replace(settings, tracking_uri=settings.embedded_tracking_uri)
-        return settings
+        given = {k: v for k, v in overrides.items() if v is not None}
+        unknown = sorted(set(given) - set(cls.model_fields) - {"project_root"})
+        if unknown:
+            raise ConfigError(f"no setting named {', '.join(map(repr, unknown))}; "
+                              f"settings: {', '.join(cls.model_fields)}")
+        with _building(_Build(environ, root.resolve(), frozenset(given))):
+            return cls(**given)
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed (port changes move the default tracking URI)."""
         if "port" in changes and self.tracking_uri == self.embedded_tracking_uri:
             changes.setdefault("tracking_uri", f"http://{self.host}:{changes['port']}")
-        return dataclasses.replace(self, **changes)
+        if isinstance(changes.get("tracking_password"), str):
+            changes["tracking_password"] = SecretStr(changes["tracking_password"])
+        return self.model_copy(update=changes)
 
     def as_env(self) -> dict[str, str]:
         """The variables that hand these settings to a child process (a kernel, a job)."""
+        password = self.tracking_password.get_secret_value()
         return {
             "MLFLOW_TRACKING_URI": self.tracking_uri,
             ENV_PREFIX + "HOME": str(self.home),
@@ -147,6 +248,9 @@ class Settings:
             ENV_PREFIX + "PRIMARY_METRIC": self.primary_metric,
             ENV_PREFIX + "DATA_DIR": str(self.data_dir),
             **({ENV_PREFIX + "PREDICTION_STORE": self.prediction_store} if self.prediction_store else {}),
+            # MLflow's client reads these itself (basic auth on the compose platform).
+            **({"MLFLOW_TRACKING_USERNAME": self.tracking_username} if self.tracking_username else {}),
+            **({"MLFLOW_TRACKING_PASSWORD": password} if password else {}),
             # Artifacts through the tracking server only (see workbench/__init__.py).
             "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "false",
             "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "false",
@@ -170,16 +274,98 @@ def find_project_root(start: Path | None = None) -> Path:
     return start
 
 
-def _from_env_names(environ: Mapping[str, str | None]) -> dict[str, str]:
-    out = {
-        key[len(ENV_PREFIX):].lower(): value
-        for key, value in environ.items()
-        if key.startswith(ENV_PREFIX) and value is not None
-    }
-    out.pop("project_root", None)
-    if environ.get("MLFLOW_TRACKING_URI"):
-        out["tracking_uri"] = environ["MLFLOW_TRACKING_URI"]  # type: ignore[assignment]
-    return out
+# -- the build in progress: what from_env was given, and where each value came from ----------
+@dataclass
+class _Build:
+    environ: Mapping[str, str | None]
+    root: Path
+    overridden: frozenset[str] = frozenset()
+    #: field -> where its value came from, filled by the sources (highest precedence last).
+    origins: dict[str, str] = field(default_factory=dict)
+
+
+_BUILD: ContextVar[_Build | None] = ContextVar("workbench_settings_build", default=None)
+
+
+def _current_build() -> _Build:
+    build = _BUILD.get()
+    # Settings.__init__ always sets one; outside a construction the defaults are read.
+    return build if build is not None else _Build(os.environ, find_project_root())
+
+
+@contextmanager
+def _building(build: _Build) -> Iterator[None]:
+    token = _BUILD.set(build)
+    try:
+        yield
+    finally:
+        _BUILD.reset(token)
+
+
+class _MappingSource(EnvSettingsSource):
+    """``WORKBENCH_<FIELD>`` (and MLflow's names) from a mapping: the environment or ``.env``.
+
+    The prefix is matched exactly (``workbench_port`` is not read); the rest of the name
+    ignores case, as it always has.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], mapping: Mapping[str, str | None],
+                 where: str | Path) -> None:
+        self._mapping, self._where = mapping, str(where)
+        super().__init__(settings_cls, case_sensitive=False, env_prefix=ENV_PREFIX,
+                         env_ignore_empty=True)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        fields = set(self.settings_cls.model_fields) - {"project_root"}
+        found: dict[str, str] = {}
+        for key, value in self._mapping.items():
+            if not key.startswith(ENV_PREFIX) or value is None or value == "":
+                continue
+            name = key[len(ENV_PREFIX):].lower()
+            if name in fields:
+                # Stray spaces around a value are never meant (a password's excepted).
+                found[name] = value if name == "tracking_password" else value.strip()
+            elif key not in KNOWN_VARIABLES and not key.startswith(KNOWN_PREFIXES):
+                _warn_unknown(key, f"in {self._where}", fields, upper=True)
+        for key, name in MLFLOW_ALIASES.items():
+            if self._mapping.get(key):
+                found[name] = self._mapping[key]  # type: ignore[assignment]
+        build = _current_build()
+        for name in found:
+            variable = next((k for k, v in MLFLOW_ALIASES.items() if v == name and self._mapping.get(k)),
+                            ENV_PREFIX + name.upper())
+            build.origins.setdefault(name, f"{variable} in {self._where}")
+        return {ENV_PREFIX.lower() + name: value for name, value in found.items()}
+
+
+class _SetupCfgSource(PydanticBaseSettingsSource):
+    """The ``[workbench]`` section of ``setup.cfg``, keys named as the fields."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        super().__init__(settings_cls)
+        self._values = _read_setup_cfg(path)
+        fields = set(settings_cls.model_fields) - {"project_root"}
+        build = _current_build()
+        for key in list(self._values):
+            if key not in fields:
+                _warn_unknown(key, f"in the [workbench] section of {path}", fields, upper=False)
+                del self._values[key]
+            else:
+                build.origins.setdefault(key, f"{key} in {path} [workbench]")
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._values)
+
+
+def _warn_unknown(name: str, where: str, fields: set[str], *, upper: bool) -> None:
+    stem = name[len(ENV_PREFIX):].lower() if upper else name.lower()
+    close = difflib.get_close_matches(stem, sorted(fields), n=1, cutoff=0.6)
+    spell = (lambda f: ENV_PREFIX + f.upper()) if upper else (lambda f: f)
+    hint = f"; did you mean {spell(close[0])}?" if close else "; it is ignored"
+    warnings.warn(f"{name} {where} is not a workbench setting{hint}", UnknownSetting, stacklevel=2)
 
 
 def _read_dotenv(path: Path) -> dict[str, str | None]:
@@ -202,27 +388,20 @@ def _read_setup_cfg(path: Path) -> dict[str, str]:
     return dict(parser["workbench"]) if parser.has_section("workbench") else {}
 
 
-def _convert(name: str, type_name: Any, value: Any) -> Any:
-    type_name = getattr(type_name, "__name__", type_name)
-    if not isinstance(value, str):
-        return value
-    try:
-        if type_name == "int":
-            return int(value)
-        if type_name == "float":
-            return float(value)
-        if type_name == "bool":
-            lowered = value.strip().lower()
-            if lowered in {"1", "true", "yes", "on"}:
-                return True
-            if lowered in {"0", "false", "no", "off"}:
-                return False
-            raise ValueError(value)
-        if type_name == "Path":
-            return Path(value).expanduser()
-    except ValueError:
-        raise ConfigError(
-            f"setting {name!r} = {value!r} is not a valid {type_name}; "
-            f"set {ENV_PREFIX}{name.upper()} to a {type_name} value"
-        ) from None
-    return value
+_EXPECTED = {"int": "an integer", "float": "a number", "bool": "true or false",
+             "path": "a path", "str": "text", "secretstr": "text"}
+
+
+def _one_line(error: ValidationError, build: _Build) -> str:
+    """The first bad value as one line: the setting, where it came from, what it needs."""
+    problem = error.errors(include_url=False)[0]
+    name = str(problem["loc"][0]) if problem["loc"] else "?"
+    annotation = Settings.model_fields[name].annotation if name in Settings.model_fields else None
+    kind = getattr(annotation, "__name__", str(annotation)).lower()
+    expected = _EXPECTED.get(kind, kind)
+    shown = "'***'" if name == "tracking_password" else repr(problem.get("input"))
+    origin = ("an override" if name in build.overridden
+              else build.origins.get(name, f"{ENV_PREFIX}{name.upper()}"))
+    variable = ENV_PREFIX + name.upper()
+    return (f"setting {name!r} = {shown} (from {origin}) is not {expected}; "
+            f"set {variable} to {expected}")

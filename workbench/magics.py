@@ -1,8 +1,10 @@
 """``%mlops_track`` and ``%mlops_package``: thin faces over the tracking and registry API.
 
-Each magic parses its line, calls one library function and prints the result. Every
-WorkbenchError becomes a one-line ``UsageError``: a data scientist sees what is wrong and
-how to fix it, never a traceback from MLflow.
+Each magic parses its line, calls one library function and prints the result. Every error
+becomes a one-line ``UsageError`` (see :mod:`workbench.boundary`): a data scientist sees what
+is wrong and how to fix it, never a traceback from MLflow; a down tracking server is said
+in seconds, naming its URI. ``%env WORKBENCH_DEBUG=1`` shows the traceback instead. Errors
+of the user's own code in a ``%%mlops_track`` cell are theirs and pass through unchanged.
 """
 from __future__ import annotations
 
@@ -15,18 +17,36 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from workbench import tracking
+from workbench import client, tracking
+from workbench.boundary import debug_requested, describe
 from workbench.config import Settings
-from workbench.errors import WorkbenchError
 from workbench.naming import ModelName, build_name, check_instance, check_version, format_data_date
+
+_DEBUG_HINT = "run `%env WORKBENCH_DEBUG=1` and the magic again"
+
+
+class _CellFailed(Exception):
+    """The user's code in a ``%%mlops_track`` cell raised: not the magic's error to reword."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _one_line_errors(method: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return method(self, *args, **kwargs)
-        except WorkbenchError as exc:
-            raise UsageError(str(exc)) from None
+        except UsageError:
+            raise
+        except _CellFailed as failed:
+            raise failed.error from None
+        except Exception as error:
+            if debug_requested():
+                raise  # IPython shows the whole traceback
+            failure = describe(error, f"%{method.__name__}", settings=lambda: self.settings,
+                               debug_hint=_DEBUG_HINT)
+            raise UsageError(failure.message) from None
 
     wrapper.__name__, wrapper.__doc__ = method.__name__, method.__doc__
     wrapper.__wrapped__ = method  # type: ignore[attr-defined]
@@ -92,7 +112,7 @@ class WorkbenchMagics(Magics):
             (args.experiment, args.instance, args.version, args.data_date, args.data)
         ) and tracking.active_run() is not None:
             return self._show()
-        tracked = self._start(args, scoped=cell is not None)
+        self._start(args, scoped=cell is not None)
         if cell is None:
             return self._board(args.instance) if args.board else None
         return self._run_scoped_cell(cell)
@@ -118,12 +138,17 @@ class WorkbenchMagics(Magics):
         return tracked
 
     def _run_scoped_cell(self, cell: str) -> None:
-        code = self.shell.transform_cell(cell)
+        shell = self.shell
+        if shell is None:
+            raise UsageError("%%mlops_track needs an IPython shell to run the cell in")
+        code = shell.transform_cell(cell)
         try:
-            exec(compile(code, "<mlops_track cell>", "exec"), self.shell.user_ns)
-        except BaseException:
+            exec(compile(code, "<mlops_track cell>", "exec"), shell.user_ns)
+        except BaseException as error:
             run_id = tracking.end_tracking("FAILED")
             print(f"mlops_track: run {run_id} FAILED")
+            if isinstance(error, Exception):
+                raise _CellFailed(error) from error
             raise
         run_id = tracking.end_tracking("FINISHED")
         print(f"mlops_track: run {run_id} FINISHED")
@@ -141,12 +166,15 @@ class WorkbenchMagics(Magics):
         if not instance:
             raise UsageError("no tracked instance to show: pass one, "
                              "%mlops_track --board --instance churn")
+        client.require_server(self.settings)
         from workbench.widgets import ModelBoard  # ipywidgets only when a board is asked for
 
         return ModelBoard(instance, registry=self.registry)
 
     def _show(self) -> None:
         run = tracking.active_run()
+        if run is None:
+            raise UsageError("no active run; start one with %mlops_track --instance ...")
         print(f"mlops_track: active run {run.info.run_id} "
               f"({run.info.run_name}) in experiment {run.info.experiment_id}")
 
@@ -170,7 +198,8 @@ class WorkbenchMagics(Magics):
         """
         args = parse_argstring(self.mlops_package, line)
         model = self._variable(args.variable, "model")
-        frame = self._variable(args.input, "input frame") if args.input else None
+        frame = (_input_frame(model, self._variable(args.input, "input frame"), args.input)
+                 if args.input else None)
         name = self._package_name(args.name, args.data_date)
         run = tracking.active_run()
         if run is None:
@@ -178,6 +207,7 @@ class WorkbenchMagics(Magics):
                 "no active run: call %mlops_track --instance ... first, so the model links to "
                 "the run that trained it"
             )
+        client.require_server(self.settings)
         instance = self.registry.register(
             model, name, run_id=run.info.run_id, input_example=frame, description=args.description
         )
@@ -192,9 +222,10 @@ class WorkbenchMagics(Magics):
         return instance
 
     def _variable(self, name: str, what: str) -> Any:
-        if name not in self.shell.user_ns:
+        namespace = self.shell.user_ns if self.shell is not None else {}
+        if name not in namespace:
             raise UsageError(f"no variable {name!r} holds the {what}; check the name")
-        return self.shell.user_ns[name]
+        return namespace[name]
 
     def _package_name(self, name: str | None, data_date: str | None) -> ModelName:
         tracked = self._tracked
@@ -207,6 +238,38 @@ class WorkbenchMagics(Magics):
             name = f"{tracked['instance']}_{tracked['version']}"
         data_date = data_date or (tracked.get("data_date") if name.count("_") == 1 else None)
         return build_name(name, data_date=data_date)
+
+
+def _input_frame(model: Any, value: Any, name: str) -> Any:
+    """``--input`` as the DataFrame the registry needs.
+
+    Serving, batch predictions and drift checks all match inputs by column name, so the
+    signature must have names. A 2-D array is given the names the model was fitted with
+    (scikit-learn's ``feature_names_in_``); without them no name would be right, and the
+    user is asked for a DataFrame rather than given made-up ``f0, f1, ...`` columns that
+    every client would then have to send.
+
+    Raises:
+        UsageError: ``value`` is not a DataFrame and cannot be made one with true names.
+    """
+    import pandas as pd
+
+    if isinstance(value, pd.DataFrame):
+        return value
+    kind = type(value).__name__
+    fix = f"pass a pandas DataFrame with named columns, e.g. pd.DataFrame({name}, columns=[...])"
+    shape = getattr(value, "shape", None)
+    if shape is None or len(shape) != 2:
+        raise UsageError(f"--input {name} is a {kind}, not a table; {fix}")
+    names = [str(n) for n in getattr(model, "feature_names_in_", [])]
+    if not names:
+        raise UsageError(f"--input {name} is a {kind} without column names and the model "
+                         f"does not know its feature names; {fix}")
+    if len(names) != shape[1]:
+        raise UsageError(f"--input {name} has {shape[1]} columns but the model was fitted on "
+                         f"{len(names)} ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''}); "
+                         "pass the training features")
+    return pd.DataFrame(value, columns=names)
 
 
 def _naming_tags(

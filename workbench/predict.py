@@ -3,10 +3,16 @@
 The output is the input plus ``prediction`` (and ``probability`` for classifiers that
 have one), ``model_name`` and ``scored_at`` columns, so every scored row says which
 instance scored it and when. The batch notebook calls ``predict_file``.
+
+Bad input is one :class:`~workbench.errors.WorkbenchError` line naming the file, column and
+row at fault (a malformed CSV, a column the signature types differently, missing values in
+an integer column), and nothing is written: the output appears whole or not at all.
 """
 from __future__ import annotations
 
 import datetime as dt
+import numbers
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,12 +49,18 @@ class LoadedModel:
         self._raw = _unwrap(self.pyfunc)
         signature = self.pyfunc.metadata.get_input_schema()
         self.input_columns = signature.input_names() if signature is not None else None
+        # column -> MLflow type name, for the columns the signature types (not tensors)
+        self.input_types: dict[str, str] = (
+            {str(c.name): getattr(c.type, "name", str(c.type)) for c in signature.inputs
+             if c.name is not None}
+            if signature is not None and not signature.is_tensor_spec() else {})
 
     def predict(self, frame: pd.DataFrame, scored_at: dt.datetime | None = None) -> pd.DataFrame:
         """``frame`` with prediction, probability (when available), model_name, scored_at.
 
         Raises:
-            WorkbenchError: columns the model needs are missing from ``frame``.
+            WorkbenchError: columns the model needs are missing from ``frame``, hold values
+                of another type than its signature says, or the model cannot score them.
         """
         features = frame
         if self.input_columns:
@@ -59,13 +71,75 @@ class LoadedModel:
                     f"{self.instance.label} was trained on"
                 )
             features = frame[self.input_columns]
+        for column, kind in self.input_types.items():
+            _check_column(features[column], kind, self.instance.label)
         out = frame.copy()
-        out["prediction"] = self.pyfunc.predict(features)
-        if self._raw is not None and hasattr(self._raw, "predict_proba"):
-            out["probability"] = self._raw.predict_proba(features)[:, -1]
+        from mlflow.exceptions import MlflowException
+
+        try:
+            out["prediction"] = self.pyfunc.predict(features)
+            if self._raw is not None and hasattr(self._raw, "predict_proba"):
+                out["probability"] = self._raw.predict_proba(features)[:, -1]
+        except (MlflowException, ValueError, TypeError, KeyError) as error:
+            # The signature's enforcement (MlflowException) or the model itself (an unseen
+            # category, a wrong dtype) refused these rows: bad input, said in one line.
+            full = str(getattr(error, "message", None) or error)
+            # MLflow's schema errors quote the data and the schema first; the reason is last.
+            text = full.rsplit("Error: ", 1)[-1].strip().splitlines()
+            raise WorkbenchError(
+                f"{self.instance.label} cannot score this input ({type(error).__name__}: "
+                f"{text[0][:200] if text else 'no detail'}); check the columns' values and types"
+            ) from error
         out["model_name"] = self.instance.label
         out["scored_at"] = (scored_at or dt.datetime.now(dt.timezone.utc)).isoformat(timespec="seconds")
         return out
+
+
+_NUMBER_TYPES = {"integer", "long", "float", "double"}
+
+
+def _check_column(values: pd.Series, kind: str, label: str) -> None:
+    """One line for the first value in ``values`` that the signature's ``kind`` refuses.
+
+    MLflow's own enforcement says the same in a paragraph that quotes the whole schema; this
+    names the column, the row and the value.
+
+    Raises:
+        WorkbenchError: a non-number in a numeric column, or a gap in an integer one.
+    """
+    import pandas as pd
+
+    if kind not in _NUMBER_TYPES:
+        return
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        numbers = pd.to_numeric(values, errors="coerce")
+        bad = values[numbers.isna() & values.notna()]
+        if not bad.empty:
+            raise WorkbenchError(
+                f"column {values.name!r} holds {_shown(bad.iloc[0])} (row {_row(bad.index[0])}), not a "
+                f"number; {label} takes {kind} values there")
+        values = numbers
+    if kind in {"integer", "long"} and values.isna().any():
+        gaps = values[values.isna()]
+        raise WorkbenchError(
+            f"column {values.name!r} has {len(gaps)} missing value(s) (first in row "
+            f"{_row(gaps.index[0])}); {label} takes whole numbers there: fill or drop them")
+    if kind in {"integer", "long"} and not pd.api.types.is_integer_dtype(values):
+        fractional = values[(values % 1) != 0]
+        if not fractional.empty:
+            raise WorkbenchError(
+                f"column {values.name!r} holds {_shown(fractional.iloc[0])} (row "
+                f"{_row(fractional.index[0])}); {label} takes whole numbers there")
+
+
+def _shown(value: Any) -> str:
+    # numpy scalars print as np.float64(6.5); the user wrote 6.5.
+    return repr(value.item() if hasattr(value, "item") else value)
+
+
+def _row(index: Any) -> str:
+    # A frame read from a file has a RangeIndex: row 1 is the first line after the header.
+    return str(index + 1) if isinstance(index, numbers.Integral) else repr(index)
 
 
 def _unwrap(pyfunc: Any) -> Any:
@@ -83,7 +157,8 @@ def read_table(path: Path) -> pd.DataFrame:
     """A CSV or Parquet file as a DataFrame.
 
     Raises:
-        WorkbenchError: missing file or unsupported extension.
+        WorkbenchError: missing file, unsupported extension, or a file that cannot be read
+            as its extension says (the parser's reason, with its line number, is named).
     """
     import pandas as pd
 
@@ -92,18 +167,43 @@ def read_table(path: Path) -> pd.DataFrame:
         raise WorkbenchError(f"{path}: unsupported format; use .csv or .parquet")
     if not path.is_file():
         raise WorkbenchError(f"input file {path} does not exist")
-    return pd.read_csv(path) if kind == "csv" else pd.read_parquet(path)
+    try:
+        frame = pd.read_csv(path) if kind == "csv" else pd.read_parquet(path)
+    except pd.errors.EmptyDataError:
+        raise WorkbenchError(f"{path} is empty; it needs a header line and rows") from None
+    except (ValueError, OSError, UnicodeDecodeError) as error:
+        # pandas' ParserError is a ValueError; pyarrow's ArrowInvalid too; a binary file
+        # given as CSV is a UnicodeDecodeError.
+        text = str(error).strip().splitlines()
+        raise WorkbenchError(
+            f"{path} is not a readable {kind.upper() if kind == 'csv' else 'Parquet'} file "
+            f"({text[0][:200] if text else type(error).__name__}); fix the file") from None
+    if frame.empty:
+        raise WorkbenchError(f"{path} has no rows to score")
+    return frame
 
 
 def write_table(frame: pd.DataFrame, path: Path) -> None:
+    """Write ``frame`` to ``path`` whole or not at all (a temporary file, then a rename).
+
+    Raises:
+        WorkbenchError: unsupported extension.
+    """
     kind = _FORMATS.get(path.suffix.lower())
     if kind is None:
         raise WorkbenchError(f"{path}: unsupported output format; use .csv or .parquet")
     path.parent.mkdir(parents=True, exist_ok=True)
-    if kind == "csv":
-        frame.to_csv(path, index=False)
-    else:
-        frame.to_parquet(path, index=False)
+    # Beside the target (same file system, so the rename is atomic), with the usual mode.
+    name = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        if kind == "csv":
+            frame.to_csv(name, index=False)
+        else:
+            frame.to_parquet(name, index=False)
+        os.replace(name, path)
+    except BaseException:
+        name.unlink(missing_ok=True)
+        raise
 
 
 def predict_frame(

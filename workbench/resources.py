@@ -1,6 +1,7 @@
 """Files the workbench ships beside the package: the Jupyter configuration (``extension/``),
-the job notebooks (``notebooks/``) and the images' Dockerfiles (``images/``). In a source checkout they sit next to the package;
-an installed wheel puts them under ``<prefix>/share/mlops-workbench``."""
+the job notebooks (``notebooks/``) and the images' Dockerfiles (``images/``). In a source
+checkout they sit next to the package; an installed wheel puts them under
+``<prefix>/share/mlops-workbench``."""
 from __future__ import annotations
 
 import sys

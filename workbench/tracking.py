@@ -166,7 +166,9 @@ def track(
     started, nested under the active run or the job's run (``%%mlops_track``).
 
     Raises:
-        TrackingError: the tracking server cannot be reached, or the data file is missing.
+        TrackingError: the tracking server cannot be reached or refused a call (the message
+            names it), or the data file is missing.
+        MlflowException: "not found" (e.g. ``MLFLOW_RUN_ID`` names a deleted run).
     """
     import mlflow
 
@@ -183,7 +185,7 @@ def track(
     if run_name:
         all_tags["mlflow.runName"] = run_name
 
-    try:
+    with client.mlflow_errors(settings, "tracking the notebook's run"):
         active = mlflow.active_run()
         if active is not None and not scoped and _conflicts(active, all_tags):
             mlflow.end_run()
@@ -212,11 +214,6 @@ def track(
             # Models are registered by %mlops_package under the naming convention, not here.
             mlflow.autolog(log_models=False, log_datasets=False, silent=True)
         experiment_name = mlflow.get_experiment(run.info.experiment_id).name
-    except Exception as exc:
-        raise TrackingError(
-            f"cannot track to {settings.tracking_uri} ({exc.__class__.__name__}: "
-            f"{_first_line(exc)}); start it with `workbench platform up` or set MLFLOW_TRACKING_URI"
-        ) from exc
     info = run.info
     return TrackedRun(
         info.run_id, info.experiment_id, experiment_name, run_name or info.run_name, resumed,
@@ -254,7 +251,3 @@ def active_run() -> Run | None:
 
     return mlflow.active_run()
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else ""

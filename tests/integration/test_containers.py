@@ -159,6 +159,10 @@ def test_a_container_job_past_its_timeout_is_killed(docker_client, workbench_ima
     assert time.monotonic() - started < 120
     assert mlflow.MlflowClient(docker_settings.tracking_uri).get_run(
         raised.value.run_id).info.status == "KILLED"
+    # Interrupted, not killed outright: papermill saved the notebook up to the sleeping cell.
+    executed = nbformat.read(raised.value.output_notebook, as_version=4)
+    assert [o.ename for c in executed.cells for o in c.get("outputs", [])
+            if o.output_type == "error"] == ["KeyboardInterrupt"]
     assert _job_containers(docker_client, raised.value.run_id) == []
 
 

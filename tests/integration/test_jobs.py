@@ -49,7 +49,11 @@ def test_train_notebook_as_a_job_registers_an_instance_with_lineage(settings, de
     assert run.data.params["algorithm"] == "gradient_boosting"
     assert run.data.params["data_date"] == "20240229"  # a string: not turned into an int
     assert {"roc_auc", "accuracy"} <= set(run.data.metrics)
-    assert [a.path for a in client.list_artifacts(result.run_id, "job")] == [f"job/{result.output_notebook.name}"]
+    logged = [a.path for a in client.list_artifacts(result.run_id, "job")]
+    # The notebook, and the kernel's own log when its process wrote anything.
+    assert f"job/{result.output_notebook.name}" in logged
+    assert set(logged) <= {f"job/{result.output_notebook.name}",
+                           f"job/{result.output_notebook.with_suffix('.log').name}"}
 
     instance = registry.resolve(f"{unique_instance}_v2_20240229")
     assert instance.run_id == result.run_id
@@ -128,7 +132,9 @@ def test_a_dead_tracking_server_is_one_line_at_once(tmp_path):
     done = subprocess.run([sys.executable, "-m", "workbench.cli", "run", str(notebook)],
                           capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 1
-    assert done.stderr.strip() == "error: no tracking server answers at http://127.0.0.1:9; check MLFLOW_TRACKING_URI"
+    # One line naming the server (its hint on how to start one is the tracking module's).
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert done.stderr.startswith("error: no tracking server answers at http://127.0.0.1:9;")
     assert not (tmp_path / ".workbench" / "jobs").exists()
 
 
@@ -157,7 +163,10 @@ def test_ctrl_c_marks_the_run_killed_and_keeps_thejob_notebook(settings, tmp_pat
         if job.poll() is None:
             job.kill()
     assert job.returncode == 124, stderr[-2000:]
-    assert "was killed: interrupted" in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "was killed: interrupted" in errors[0]
+    # The stopped kernel's last words are in its log beside the notebook, not on the terminal.
+    assert "Traceback" not in stderr
     run = client.get_run(runs[0].info.run_id)
     assert run.info.status == "KILLED"
     assert Path(run.data.tags[lineage.OUTPUT_NOTEBOOK]).is_file()

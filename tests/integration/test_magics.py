@@ -107,8 +107,62 @@ def test_a_dead_tracking_server_is_a_one_line_usage_error(env_for, monkeypatch):
     ip = InteractiveShell.instance()
     try:
         ip.run_line_magic("load_ext", "workbench")
-        with pytest.raises(UsageError, match="no tracking server answers at http://127.0.0.1:9"):
+        with pytest.raises(UsageError, match=r"no tracking server answers at http://127\.0\.0\.1:9"):
             ip.run_line_magic("mlops_track", "--instance churn")
         assert mlflow.active_run() is None
     finally:
         InteractiveShell.clear_instance()
+
+
+def _magics(shell):
+    return shell.magics_manager.registry["WorkbenchMagics"]
+
+
+def test_package_input_as_numpy_array_gets_the_models_feature_names(shell, demo_data, unique_instance):
+    frame = pd.read_csv(demo_data / "churn_20240131.csv")
+    features = frame[["tenure_months", "monthly_charges"]]
+    shell.user_ns.update(model=LogisticRegression().fit(features, frame.churned),
+                         X=features.to_numpy())
+    shell.run_line_magic("mlops_track", f"--instance {unique_instance} --version v1 --data-date 20240131")
+    instance = shell.run_line_magic("mlops_package", "model --input X")
+    loaded = mlflow.pyfunc.load_model(instance.uri)
+    assert loaded.metadata.get_input_schema().input_names() == ["tenure_months", "monthly_charges"]
+
+
+@pytest.mark.parametrize("value, message", [
+    ("np.ones((5, 2))", "without column names"),   # fitted on an array: no true names exist
+    ("np.ones((5, 3))", "has 3 columns"),
+    ("np.ones(5)", "not a table"),
+    ("[1, 2, 3]", "not a table"),
+])
+def test_package_input_that_is_no_frame_is_a_one_line_usage_error(shell, unique_instance, value,
+                                                                  message):
+    import numpy as np
+
+    shell.user_ns.update(np=np, X=eval(value, {"np": np}),
+                         named=LogisticRegression().fit(pd.DataFrame({"a": [0, 1, 0, 1], "b": [1, 0, 1, 0]}),
+                                                        [0, 1, 0, 1]),
+                         bare=LogisticRegression().fit(np.array([[0, 1], [1, 0], [0, 1], [1, 0]]),
+                                                       [0, 1, 0, 1]))
+    model = "bare" if "without" in message else "named"
+    shell.run_line_magic("mlops_track", f"--instance {unique_instance} --version v1 --data-date 20240131")
+    with pytest.raises(UsageError, match=message) as raised:
+        shell.run_line_magic("mlops_package", f"{model} --input X")
+    assert "\n" not in str(raised.value)
+    # nothing registered
+    assert not mlflow.MlflowClient().search_registered_models(f"name = '{unique_instance}'")
+
+
+def test_package_with_the_server_gone_is_one_line_in_seconds(shell, unique_instance):
+    import time
+
+    shell.user_ns["model"] = LogisticRegression().fit(pd.DataFrame({"a": [0, 1]}), [0, 1])
+    shell.run_line_magic("mlops_track", f"--instance {unique_instance} --version v1 --data-date 20240131")
+    magics = _magics(shell)
+    magics._settings = magics.settings.replace(tracking_uri="http://127.0.0.1:9")
+    magics._registry = None
+    started = time.monotonic()
+    with pytest.raises(UsageError, match=r"no tracking server answers at http://127\.0\.0\.1:9") as raised:
+        shell.run_line_magic("mlops_package", "model")
+    assert time.monotonic() - started < 5
+    assert "\n" not in str(raised.value)

@@ -29,7 +29,7 @@ from workbench.monitoring.service import (
 )
 from workbench.naming import ModelName
 from workbench.registry import PROFILE_TAG
-from workbench.serving.prediction_log import PredictionLog, PredictionRecord, sqlite_url
+from workbench.store import PredictionLog, PredictionRecord, sqlite_url
 
 pytestmark = pytest.mark.integration
 

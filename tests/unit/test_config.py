@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench.config import Settings, find_project_root
+from workbench.config import Settings, UnknownSetting, find_project_root
 from workbench.errors import ConfigError
 
 
@@ -225,7 +225,7 @@ def test_bad_value_in_setup_cfg_raises_config_error(project):
 
 def test_unparsable_setup_cfg_raises_config_error(project):
     (project / "setup.cfg").write_text("[workbench]\nport = 1\nport = 2\n")
-    with pytest.raises(ConfigError, match="setup.cfg"):
+    with pytest.raises(ConfigError, match=r"setup\.cfg"):
         Settings.from_env(environ={}, cwd=project)
 
 
@@ -313,3 +313,101 @@ def test_as_env_round_trips_through_from_env(project, tmp_path):
     assert child.experiment == s.experiment
     assert child.primary_metric == s.primary_metric
     assert child.tracking_uri == s.tracking_uri
+
+
+# -- pydantic-settings: unknown names, wrong types in one line, credentials -------------------
+def test_unknown_variable_warns_naming_the_closest_setting(project):
+    with pytest.warns(UnknownSetting) as caught:
+        s = Settings.from_env(environ={"WORKBENCH_PRIMARY_METRC": "f1"}, cwd=project)
+    message = str(caught[0].message)
+    assert "WORKBENCH_PRIMARY_METRC" in message
+    assert "WORKBENCH_PRIMARY_METRIC" in message
+    assert s.primary_metric == "roc_auc"  # the typo sets nothing
+
+
+def test_unknown_name_in_dotenv_and_setup_cfg_warns(project):
+    write_dotenv(project, "WORKBENCH_EXPERIMNT=x\n")
+    write_cfg(project, "lab_prot = 1\n")
+    with pytest.warns(UnknownSetting) as caught:
+        Settings.from_env(environ={}, cwd=project)
+    messages = " | ".join(str(w.message) for w in caught)
+    assert "WORKBENCH_EXPERIMENT" in messages and ".env" in messages
+    assert "lab_port" in messages and "setup.cfg" in messages
+
+
+@pytest.mark.parametrize("variable", [
+    "WORKBENCH_PROJECT_ROOT", "WORKBENCH_DEBUG", "WORKBENCH_NOTEBOOK", "WORKBENCH_IMAGE",
+    "WORKBENCH_SERVE_MODEL", "WORKBENCH_SERVE_LOG_MAX_BACKLOG", "WORKBENCH_BASE_IMAGE",
+    "WORKBENCH_DOCKER_NETWORK", "WORKBENCH_CONTAINER_TRACKING_URI", "WORKBENCH_EXECUTOR",
+])
+def test_variables_the_workbench_reads_elsewhere_do_not_warn(project, variable, recwarn):
+    value = str(project) if variable == "WORKBENCH_PROJECT_ROOT" else "1"
+    Settings.from_env(environ={variable: value}, cwd=project)
+    assert not [w for w in recwarn if issubclass(w.category, UnknownSetting)]
+
+
+def test_every_workbench_variable_in_the_package_is_known(project, recwarn):
+    """No WORKBENCH_* name the package itself reads or writes triggers the warning."""
+    import re
+
+    package = Path(__file__).resolve().parents[2] / "workbench"
+    names = {m for f in package.rglob("*.py") for m in re.findall(r"WORKBENCH_[A-Z][A-Z0-9_]*[A-Z0-9]",
+                                                                  f.read_text(encoding="utf-8"))}
+    names -= {"WORKBENCH_VERSION", "WORKBENCH_SERVE"}  # a tag constant; the serving prefix
+    Settings.from_env(environ={n: str(project) for n in names if n != "WORKBENCH_PORT"
+                               and not n.endswith(("TIMEOUT", "_PORT", "GREATER_IS_BETTER"))},
+                      cwd=project)
+    assert not [str(w.message) for w in recwarn if issubclass(w.category, UnknownSetting)]
+
+
+def test_wrong_type_is_one_line_naming_variable_and_type(project):
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(environ={"WORKBENCH_STARTUP_TIMEOUT": "soon"}, cwd=project)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "WORKBENCH_STARTUP_TIMEOUT" in message and "a number" in message
+
+
+def test_wrong_type_in_dotenv_says_the_file(project):
+    write_dotenv(project, "WORKBENCH_PORT=high\n")
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(environ={}, cwd=project)
+    assert ".env" in str(info.value) and "an integer" in str(info.value)
+
+
+def test_unknown_override_is_a_config_error(project):
+    with pytest.raises(ConfigError, match="primary_metrc"):
+        Settings.from_env(environ={}, cwd=project, primary_metrc="f1")
+
+
+def test_credentials_are_exported_for_mlflow_and_never_shown(project):
+    s = Settings.from_env(environ={"WORKBENCH_TRACKING_USERNAME": "lab",
+                                   "WORKBENCH_TRACKING_PASSWORD": "s3cret"}, cwd=project)
+    env = s.as_env()
+    assert env["MLFLOW_TRACKING_USERNAME"] == "lab"
+    assert env["MLFLOW_TRACKING_PASSWORD"] == "s3cret"
+    assert "s3cret" not in repr(s) and "s3cret" not in str(s)
+    # MLflow's own names are read too (and win), so a child process round-trips them.
+    child = Settings.from_env(environ={**env, "WORKBENCH_TRACKING_USERNAME": "other"}, cwd=project)
+    assert child.tracking_username == "lab"
+    assert child.tracking_password.get_secret_value() == "s3cret"
+    plain = Settings.from_env(environ={}, cwd=project).as_env()
+    assert "MLFLOW_TRACKING_USERNAME" not in plain and "MLFLOW_TRACKING_PASSWORD" not in plain
+
+
+def test_settings_are_frozen(project):
+    s = Settings.from_env(environ={}, cwd=project)
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        s.port = 1  # type: ignore[misc]
+    assert s.replace(tracking_password="x").tracking_password.get_secret_value() == "x"
+
+
+def test_settings_constructed_directly_read_the_working_directory(project, monkeypatch):
+    write_cfg(project, "experiment = direct\n")
+    monkeypatch.chdir(project)
+    monkeypatch.delenv("WORKBENCH_EXPERIMENT", raising=False)
+    monkeypatch.delenv("WORKBENCH_PROJECT_ROOT", raising=False)
+    assert Settings().experiment == "direct"
+    assert Settings().project_root == project.resolve()

@@ -7,7 +7,7 @@ import sys
 
 def test_the_server_imports_no_notebook_or_cli_libraries():
     code = (
-        "import sys, workbench.serving.app, workbench.serving.server, workbench.serving.prediction_log,"
+        "import sys, workbench.serving.app, workbench.serving.server,"
         " workbench.store, workbench.store.__main__;"
         "print(sorted(m for m in ('IPython', 'ipywidgets', 'click', 'papermill', 'jupyterlab') if m in sys.modules))"
     )

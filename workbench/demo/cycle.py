@@ -61,7 +61,8 @@ class DemoSummary:
     def render(self) -> str:
         lines = [
             "",
-            f"MLOps cycle done in {self.seconds:.0f} s. Model instances ({{instance}}_{{version}}_{{data_date}}):",
+            f"MLOps cycle done in {self.seconds:.0f} s. "
+            "Model instances ({instance}_{version}_{data_date}):",
         ]
         for instance in self.instances:
             value = instance.metrics.get(self.metric)
@@ -83,7 +84,8 @@ class DemoSummary:
             lines += [f"  {line}" for line in self.monitoring]
         lines += [
             f"MLflow UI: {self.tracking_uri}   (models: {self.tracking_uri}/#/models/{INSTANCE})",
-            "The platform keeps running: `workbench platform down` stops it, `workbench lab` opens the notebooks.",
+            "The platform keeps running: `workbench platform down` stops it, "
+            "`workbench lab` opens the notebooks.",
         ]
         return "\n".join(lines)
 
@@ -150,7 +152,8 @@ def run_demo(settings: Settings, progress: Progress = lambda _: None) -> DemoSum
     promote(other, "challenger", "runner-up")
 
     progress(f"[6/9] retrain the champion's configuration ({best.model_version}) on {RETRAIN_MONTH}")
-    retrained = train_instance(str(best.model_version), RETRAIN_MONTH, CONFIGURATIONS[str(best.model_version)])
+    retrained = train_instance(str(best.model_version), RETRAIN_MONTH,
+                               CONFIGURATIONS[str(best.model_version)])
     promote(retrained, "champion", f"{best.model_version} retrained on newer data")
 
     progress(f"[7/9] batch-score {SCORE_MONTH} with {INSTANCE}@champion as a job")
@@ -249,7 +252,8 @@ def check_months(settings: Settings, registry: Registry, since: dt.datetime,
     for month, source, check in checks:
         drifted = ", ".join(check.result.drifted) or "-"
         summary.monitoring.append(
-            f"{month} ({source}): {check.verdict:<5} drifted features: {drifted}  report: {check.run_url or check.report_html}")
+            f"{month} ({source}): {check.verdict:<5} drifted features: {drifted}  "
+            f"report: {check.run_url or check.report_html}")
     drifting = [month for month, _, check in checks if check.verdict == "drift"]
     if drifting:
         month = drifting[0]

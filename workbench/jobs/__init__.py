@@ -1,9 +1,9 @@
 """Jobs: parameterized notebooks run by papermill, tracked as MLflow runs."""
-from workbench.jobs.executors import Executor, ExecutorRegistry, LocalExecutor, executors
+from workbench.jobs.executors import ExecutorRegistry, LocalExecutor, executors
 from workbench.jobs.params import check_parameters, declared_parameters
 from workbench.jobs.runner import run_job
-from workbench.jobs.spec import JobResult, JobSpec, PreparedJob
-from workbench.jobs.tracking import BackgroundTracker, ClientTracker, JobTracker
+from workbench.jobs.spec import Executor, JobResult, JobSpec, JobTimeout, PreparedJob, Progress
+from workbench.jobs.tracking import BackgroundTracker, ClientTracker, JobTracker, Settlement
 
 __all__ = [
     "BackgroundTracker",
@@ -12,9 +12,12 @@ __all__ = [
     "ExecutorRegistry",
     "JobResult",
     "JobSpec",
+    "JobTimeout",
     "JobTracker",
     "LocalExecutor",
     "PreparedJob",
+    "Progress",
+    "Settlement",
     "check_parameters",
     "declared_parameters",
     "executors",

@@ -3,8 +3,9 @@
 The project (and the notebook's folder, when it lies elsewhere) is mounted read-only at the
 same path it has on the host, so paths in parameters, lineage tags and error messages mean
 the same thing inside and out. The container writes the output notebook into its own home;
-it is copied out after the container stops, whichever way it stopped, and the container is
-then removed. Its log is kept next to the output notebook.
+whichever way the job ends (exit, failing cell, timeout, Ctrl-C here) the container is
+stopped, the notebook is copied out, the log is kept next to it and the container is
+removed, in that order.
 """
 from __future__ import annotations
 
@@ -18,12 +19,13 @@ from typing import Any
 from workbench import _docker
 from workbench.config import Settings
 from workbench.errors import ConfigError
-from workbench.jobs.executors import JobTimeout, Progress
-from workbench.jobs.spec import JobSpec, PreparedJob
+from workbench.jobs.spec import JobSpec, JobTimeout, PreparedJob, Progress
 
 CONTAINER_UID = 1000  # the `workbench` user of images/workbench/Dockerfile
 CONTAINER_HOME = "/home/workbench"
 OUTPUT_IN_CONTAINER = f"{CONTAINER_HOME}/output.ipynb"
+# Seconds a stopped job gets to save its notebook: papermill saves it on SIGINT.
+STOP_GRACE_S = 15
 
 
 class ContainerCellError(Exception):
@@ -81,7 +83,9 @@ class DockerExecutor:
 
         if self._image is None:
             raise ConfigError("DockerExecutor.check() must run before execute()")
-        command = ["papermill", str(job.notebook), OUTPUT_IN_CONTAINER, "--cwd", str(job.cwd),
+        # papermill's command line with the workbench's job kernels (IPC, see jobs.kernel).
+        command = ["python", "-m", "workbench.jobs.kernel", str(job.notebook), OUTPUT_IN_CONTAINER,
+                   "--engine", "workbench", "--cwd", str(job.cwd),
                    "--parameters_yaml", yaml.safe_dump(job.parameters, default_flow_style=True),
                    "--log-output", "--progress-bar" if show_progress else "--no-progress-bar"]
         if job.kernel_name:
@@ -108,23 +112,46 @@ class DockerExecutor:
             )
         progress(f"container {container.short_id} ({self._image_ref}) started; log: {log_file}")
         lines: list[str] = []
-        follower = threading.Thread(target=_follow, args=(container, lines, progress), daemon=True)
+        quiet = threading.Event()
+        follower = threading.Thread(target=_follow, args=(container, lines, progress, quiet),
+                                    daemon=True)
         follower.start()
+        status: int | None = None
         try:
             status = _docker.wait(container, job.timeout or None)
-            if status is None:
-                container.kill()
-            follower.join(timeout=10)
-            _docker.copy_from_container(container, OUTPUT_IN_CONTAINER, job.output_notebook)
         finally:
-            log_file.parent.mkdir(parents=True, exist_ok=True)
-            log_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
-            _docker.remove(container)
+            # Also on Ctrl-C (KeyboardInterrupt here) and on engine errors: keep what the job
+            # wrote before the container goes.
+            try:
+                if status is None:
+                    # What a stopped kernel says on its way out goes to the log only.
+                    quiet.set()
+                    _stop(container)
+                follower.join(timeout=10)
+                _docker.copy_from_container(container, OUTPUT_IN_CONTAINER, job.output_notebook)
+            finally:
+                log_file.parent.mkdir(parents=True, exist_ok=True)
+                log_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+                _docker.remove(container)
         if status is None:
             raise JobTimeout(f"timed out after {job.timeout:g} s (container stopped)")
         if status != 0:
             raise _failure(job.output_notebook, status, lines)
         return {}
+
+
+def _stop(container: Any) -> None:
+    """Interrupt the job's papermill (it saves the notebook and stops its kernel), then kill
+    the container if it has not exited within ``STOP_GRACE_S``."""
+    try:
+        container.kill(signal="SIGINT")
+    except Exception:
+        return  # already exited
+    if _docker.wait(container, STOP_GRACE_S) is None:
+        try:
+            container.kill()
+        except Exception:
+            pass
 
 
 def _mounts(job: PreparedJob) -> dict[str, dict[str, str]]:
@@ -158,7 +185,7 @@ def _check_readable(path: Path) -> None:
             )
 
 
-def _follow(container: Any, lines: list[str], progress: Progress) -> None:
+def _follow(container: Any, lines: list[str], progress: Progress, quiet: threading.Event) -> None:
     buffer = b""
     try:
         for chunk in container.logs(stream=True, follow=True):
@@ -170,7 +197,8 @@ def _follow(container: Any, lines: list[str], progress: Progress) -> None:
                 if not line or (lines and line == lines[-1]):
                     continue
                 lines.append(line)
-                progress(f"  | {line}")
+                if not quiet.is_set():
+                    progress(f"  | {line}")
     except Exception:
         pass
     if buffer.strip():

@@ -1,66 +1,88 @@
 """Executors: where a prepared job's notebook runs. A registry maps names to executors so
-that a new one (``docker``) plugs in without touching callers, like papermill's engines.
+that a new one plugs in without touching callers, like papermill's engines.
 
-An executor runs the notebook and writes the output notebook; it raises
-``papermill.PapermillExecutionError`` when a cell fails, ``JobTimeout`` past the deadline
-and lets ``KeyboardInterrupt`` through. The runner owns the MLflow run and the statuses.
+Executors are registered by factory or by dotted name (``package.module:Class``), and other
+packages add theirs through the ``workbench.executors`` entry point group; a dotted name or
+an entry point is imported only when that executor is asked for, so importing
+``workbench.jobs`` never imports the docker SDK. The contract an executor keeps is
+``workbench.jobs.spec.Executor``.
 """
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import threading
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Protocol
+import importlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
 
 from workbench.errors import ConfigError
-from workbench.jobs.spec import JobSpec, PreparedJob
+from workbench.jobs.spec import Executor, JobSpec, JobTimeout, PreparedJob, Progress
 
 if TYPE_CHECKING:
     from workbench.config import Settings
 
-Progress = Callable[[str], None]
+__all__ = ["ENTRY_POINT_GROUP", "Executor", "ExecutorRegistry", "JobTimeout", "LocalExecutor",
+           "Progress", "executors"]
 
-
-class JobTimeout(Exception):
-    """The job ran past its timeout."""
-
-
-class Executor(Protocol):
-    name: str
-
-    def check(self, spec: JobSpec, settings: Settings) -> dict[str, str]:
-        """Check what the executor needs before the job's run exists (nothing is started
-        when this raises); return run tags that describe where the job will run."""
-
-    def execute(self, job: PreparedJob, progress: Progress, show_progress: bool) -> dict[str, str]:
-        """Run the job; return extra run tags (e.g. the image id a container used)."""
+ENTRY_POINT_GROUP = "workbench.executors"
+Factory = Callable[[], Executor]
 
 
 class ExecutorRegistry:
-    """Name -> executor factory; ``executors.register("docker", DockerExecutor)``."""
+    """Name -> executor factory: ``executors.register("k8s", "my_pkg.k8s:K8sExecutor")``."""
 
-    def __init__(self) -> None:
-        self._factories: dict[str, Callable[[], Executor]] = {}
+    def __init__(self, entry_point_group: str | None = None) -> None:
+        self._factories: dict[str, Factory | str] = {}
+        self._group = entry_point_group
+        self._discovered = entry_point_group is None
 
-    def register(self, name: str, factory: Callable[[], Executor]) -> None:
+    def register(self, name: str, factory: Factory | str) -> None:
+        """Register ``factory`` (a callable, or ``module:attribute`` imported on first use)."""
         self._factories[name] = factory
 
     def get(self, name: str) -> Executor:
+        """A new executor of that name.
+
+        Raises:
+            ConfigError: no executor has that name, or its dotted name cannot be imported.
+        """
+        self._discover()
         try:
-            return self._factories[name]()
+            factory = self._factories[name]
         except KeyError:
             raise ConfigError(
-                f"unknown executor {name!r}; available: {', '.join(sorted(self._factories))}"
+                f"unknown executor {name!r}; available: {', '.join(self.names())}"
             ) from None
+        if isinstance(factory, str):
+            factory = _load(name, factory)
+        return factory()
 
     def names(self) -> list[str]:
+        self._discover()
         return sorted(self._factories)
+
+    def _discover(self) -> None:
+        # Entry points are read once, on first use, and never override a registration.
+        if self._discovered:
+            return
+        self._discovered = True
+        from importlib.metadata import entry_points
+
+        for point in entry_points(group=cast(str, self._group)):
+            self._factories.setdefault(point.name, point.value)
+
+
+def _load(name: str, dotted: str) -> Factory:
+    module_name, _, attribute = dotted.partition(":")
+    try:
+        target = importlib.import_module(module_name)
+        for part in attribute.split(".") if attribute else ():
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"executor {name!r} ({dotted}) cannot be loaded: {exc}") from exc
+    return cast(Factory, target)
 
 
 class LocalExecutor:
-    """papermill in this process, in a fresh kernel on this machine."""
+    """papermill in this process, in a fresh kernel on this machine (see ``jobs.kernel``)."""
 
     name = "local"
 
@@ -68,64 +90,13 @@ class LocalExecutor:
         return {}
 
     def execute(self, job: PreparedJob, progress: Progress, show_progress: bool) -> dict[str, str]:
-        import papermill
+        from workbench.jobs import kernel
 
-        with _environment(job.env), _deadline(job.timeout):
-            papermill.execute_notebook(
-                str(job.notebook),
-                str(job.output_notebook),
-                parameters=job.parameters,
-                kernel_name=job.kernel_name,
-                cwd=str(job.cwd),
-                progress_bar=show_progress,
-                # Per-cell backstop where the whole-job alarm cannot be armed (not main thread).
-                execution_timeout=int(job.timeout) + 1 if job.timeout else None,
-            )
+        kernel.execute(job, show_progress)
         return {}
 
 
-@contextlib.contextmanager
-def _environment(changes: dict[str, str]) -> Iterator[None]:
-    # The kernel inherits this process's environment when papermill starts it; that is the
-    # only way papermill offers to hand a kernel the run id and tracking URI.
-    saved = {key: os.environ.get(key) for key in changes}
-    os.environ.update(changes)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-@contextlib.contextmanager
-def _deadline(seconds: float) -> Iterator[None]:
-    """Raise JobTimeout in the main thread after ``seconds`` (0: no deadline)."""
-    if not seconds or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def expire(signum: int, frame: object) -> None:
-        raise JobTimeout(f"timed out after {seconds:g} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def _docker_executor() -> Executor:
-    # Imported on use: the docker SDK is an optional extra.
-    from workbench.jobs.docker_executor import DockerExecutor
-
-    return DockerExecutor()
-
-
-executors = ExecutorRegistry()
+executors = ExecutorRegistry(ENTRY_POINT_GROUP)
 executors.register("local", LocalExecutor)
-executors.register("docker", _docker_executor)
+# The docker SDK is an optional extra: its executor is imported when a job asks for it.
+executors.register("docker", "workbench.jobs.docker_executor:DockerExecutor")

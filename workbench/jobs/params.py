@@ -10,7 +10,7 @@ import ast
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from workbench.errors import ParameterError
 
@@ -86,7 +86,7 @@ def _coerce(name: str, value: Any, declared: Mapping[str, Any]) -> Any:
     if not isinstance(value, expected):
         raise _mismatch(name, value, type_name, declared)
     if type_name == "float":
-        value = float(value)
+        value = float(cast(float, value))  # an int or a float: checked just above
         if math.isnan(value):
             raise _mismatch(name, value, type_name, declared)
     return list(value) if type_name == "list" else value

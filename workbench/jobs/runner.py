@@ -2,28 +2,30 @@
 
 The order matters: parameters and the executor are checked before a run exists, so bad
 input costs nothing; once the run exists, every way out (success, failing cell, timeout,
-Ctrl-C, crash) leaves the output notebook logged and the run in a terminal status.
+Ctrl-C, crash) keeps the output notebook on disk and tries every settling step: log the
+notebook, set the terminal status, remove what a failed job registered. What the job did
+is what is reported; a settling step that fails is added to that message, never put in
+its place.
 """
 from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench import lineage
 from workbench.config import Settings
 from workbench.errors import JobFailed, JobKilled, TrackingError, WorkbenchError
-from workbench.jobs.executors import JobTimeout, executors
+from workbench.jobs.executors import executors
 from workbench.jobs.params import check_parameters, declared_parameters, parse_literal
-from workbench.jobs.spec import JobResult, JobSpec, PreparedJob
-from workbench.jobs.tracking import ClientTracker, JobTracker
+from workbench.jobs.spec import JobResult, JobSpec, JobTimeout, PreparedJob, Progress
+from workbench.jobs.tracking import ClientTracker, JobTracker, Settlement
 from workbench.tracking import make_client, require_server, run_ui_url
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-Progress = Callable[[str], None]
 JOB_TAG = "workbench.job"
 
 
@@ -47,8 +49,13 @@ def run_job(
         DockerError: the docker executor has no engine or image (nothing was started).
         TrackingError: the tracking server cannot be reached (nothing was started).
         JobFailed: a cell raised; the run is FAILED, models it registered are removed,
-            the output notebook shows the error.
-        JobKilled: timeout or interrupt; the run is KILLED.
+            the output notebook shows the error. Also when the job ran to the end but its
+            run could not be finished (the message says what failed and where the output
+            notebook is).
+        JobKilled: timeout or interrupt; the run is KILLED and what it registered removed.
+
+    Whichever is raised chains the job's own exception (``__cause__``); a settling step that
+    failed is named in the message after the job's failure.
     """
     notebook = spec.notebook.resolve()
     declared = declared_parameters(notebook)
@@ -92,29 +99,53 @@ def run_job(
     progress(f"job {notebook.name} -> run {run_id} ({executor.name}); output: {output}")
 
     started = time.monotonic()
-    status, failure = "FINISHED", None
+    status, failure = "FINISHED", ""
+    cause: BaseException | None = None
+    extra_tags: dict[str, str] = {}
     try:
-        extra_tags = executor.execute(job, progress, show_progress)
-        if extra_tags:
-            tracker.set_tags(run_id, extra_tags)
+        extra_tags = executor.execute(job, progress, show_progress) or {}
     except JobTimeout as exc:
-        status, failure = "KILLED", str(exc)
-    except KeyboardInterrupt:
-        status, failure = "KILLED", "interrupted"
+        status, failure, cause = "KILLED", str(exc), exc
+    except KeyboardInterrupt as exc:
+        status, failure, cause = "KILLED", "interrupted", exc
     except Exception as exc:
-        status, failure = "FAILED", _describe(exc)
+        status, failure, cause = "FAILED", _describe(exc), exc
     duration = time.monotonic() - started
 
-    removed = tracker.finish(run_id, output, status)
-    if status == "FINISHED":
+    settlement = _settle(tracker, settings, run_id, output, status, extra_tags)
+    if status == "FINISHED" and settlement.terminated:
+        for problem in settlement.problems:  # e.g. the notebook could not be uploaded
+            progress(f"warning: {problem}")
         return JobResult(run_id, experiment_id, status, output, duration, url)
+    message = _message(notebook, run_id, output, status, failure, settlement)
+    raise (JobKilled if status == "KILLED" else JobFailed)(message, output, run_id) from cause
 
-    removed_note = f"; removed the model version(s) it registered: {', '.join(removed)}" if removed else ""
-    message = (
-        f"job {notebook.name} {'was killed' if status == 'KILLED' else 'failed'}: {failure}; "
-        f"run {run_id} is {status}; executed notebook: {output}{removed_note}"
-    )
-    raise (JobKilled if status == "KILLED" else JobFailed)(message, output, run_id)
+
+def _settle(tracker: JobTracker, settings: Settings, run_id: str, output: Path, status: str,
+            tags: dict[str, str]) -> Settlement:
+    """Finish the run; never raises: what cannot be done is in the settlement's problems."""
+    try:
+        # A server that died during the job: say so at once, not after MLflow's retries.
+        require_server(settings)
+        return tracker.finish(run_id, output, status, tags)
+    except Exception as exc:
+        return Settlement(problems=(_describe(exc),))
+
+
+def _message(notebook: Path, run_id: str, output: Path, status: str, failure: str,
+             settlement: Settlement) -> str:
+    if status == "FINISHED":
+        head = f"job {notebook.name} ran to the end, but its run {run_id} could not be finished"
+    else:
+        verb = "was killed" if status == "KILLED" else "failed"
+        state = f"is {status}" if settlement.terminated else f"could not be marked {status}"
+        head = f"job {notebook.name} {verb}: {failure}; run {run_id} {state}"
+    problems = f" ({'; '.join(settlement.problems)})" if settlement.problems else ""
+    removed = (f"; removed the model version(s) it registered: {', '.join(settlement.removed)}"
+               if settlement.removed else "")
+    kept = (f"executed notebook: {output}" if output.is_file()
+            else f"no executed notebook was written (expected at {output})")
+    return f"{head}{problems}; {kept}{removed}"
 
 
 def _default_experiment(declared: dict[str, dict[str, Any]], parameters: dict[str, Any],

@@ -1,9 +1,24 @@
-"""What a job is: a notebook, its parameters, where it runs, and what it produced."""
+"""What a job is: a notebook, its parameters, where it runs, and what it produced.
+
+Also the contract between the runner and an executor (``Executor``, ``Progress``,
+``JobTimeout``), so executors and the runner depend on this module and not on each other.
+"""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from workbench.config import Settings
+
+Progress = Callable[[str], None]
+"""Receives one line of progress for the user (the CLI prints it on stderr)."""
+
+
+class JobTimeout(Exception):
+    """The job ran past its timeout (raised by an executor; the runner marks the run KILLED)."""
 
 
 @dataclass(frozen=True)
@@ -14,7 +29,7 @@ class JobSpec:
         notebook: the notebook to execute (its ``parameters`` cell defines what can be set).
         parameters: values for the ``parameters`` cell; strings from the command line are
             converted to the type of the notebook's default.
-        executor: name of a registered executor (``local``; ``docker`` later).
+        executor: name of a registered executor (``local``, ``docker``).
         experiment: MLflow experiment of the job's run; defaults to the ``instance``
             parameter when the notebook has one, else the settings' experiment.
         timeout: seconds before the job is killed (0: no limit).
@@ -55,3 +70,23 @@ class JobResult:
     output_notebook: Path
     duration_s: float
     url: str
+
+
+class Executor(Protocol):
+    """Where a prepared job's notebook runs.
+
+    An executor runs the notebook and writes the output notebook whichever way the job
+    ends; it raises ``papermill.PapermillExecutionError`` (or an exception with ``ename``,
+    ``evalue`` and ``exec_count``) when a cell fails, ``JobTimeout`` past the deadline, and
+    lets ``KeyboardInterrupt`` through after stopping what it started. The runner owns the
+    MLflow run and the statuses.
+    """
+
+    name: str
+
+    def check(self, spec: JobSpec, settings: Settings) -> dict[str, str]:
+        """Check what the executor needs before the job's run exists (nothing is started
+        when this raises); return run tags that describe where the job will run."""
+
+    def execute(self, job: PreparedJob, progress: Progress, show_progress: bool) -> dict[str, str]:
+        """Run the job; return extra run tags (e.g. the image id a container used)."""

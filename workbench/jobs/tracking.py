@@ -7,9 +7,11 @@ one after the other. The runner cannot tell them apart.
 """
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -23,6 +25,21 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 
+@dataclass(frozen=True)
+class Settlement:
+    """What finishing a job's run did.
+
+    Attributes:
+        removed: the model versions a failed or killed run had registered and that are gone.
+        problems: one line per step that could not be done (the others were still tried).
+        terminated: whether the run's terminal status was set.
+    """
+
+    removed: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
+    terminated: bool = False
+
+
 class JobTracker(Protocol):
     def start(self, experiment: str, run_name: str, tags: Mapping[str, str],
               params: Mapping[str, Any]) -> tuple[str, str]:
@@ -30,9 +47,12 @@ class JobTracker(Protocol):
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None: ...
 
-    def finish(self, run_id: str, output: Path, status: str) -> list[str]:
-        """Log the output notebook, set the terminal status; on failure remove the model
-        versions the run registered and return their names."""
+    def finish(self, run_id: str, output: Path, status: str,
+               tags: Mapping[str, str] | None = None) -> Settlement:
+        """Tag the run (``tags`` and the output notebook), log the output notebook, set the
+        terminal status and, unless it is FINISHED, remove the model versions the run
+        registered. Every step is tried even when an earlier one fails; what failed is
+        returned, not raised."""
 
     def close(self) -> None: ...
 
@@ -54,25 +74,46 @@ class ClientTracker:
         for key, value in tags.items():
             self.client.set_tag(run_id, key, value)
 
-    def finish(self, run_id: str, output: Path, status: str) -> list[str]:
-        try:
-            self.client.set_tag(run_id, lineage.OUTPUT_NOTEBOOK, str(output))
-            # The executed notebook, and the container's log when the job ran in one.
-            for path in (output, output.with_suffix(".log")):
-                if path.exists():
-                    self.client.log_artifact(run_id, str(path), artifact_path="job")
-        finally:
-            # The kernel's own atexit may have ended the run FINISHED; the job's verdict wins.
-            self.client.set_terminated(run_id, status)
-        return [] if status == "FINISHED" else self._remove_registered(run_id)
+    def finish(self, run_id: str, output: Path, status: str,
+               tags: Mapping[str, str] | None = None) -> Settlement:
+        problems: list[str] = []
 
-    def _remove_registered(self, run_id: str) -> list[str]:
-        """A failed run leaves no instance: delete the model versions it registered."""
-        removed = []
+        def attempt(what: str, step: Callable[[], object]) -> bool:
+            try:
+                step()
+            except Exception as exc:
+                problems.append(f"cannot {what}: {_first_line(exc)}")
+                return False
+            return True
+
+        attempt("tag the run", lambda: self.set_tags(
+            run_id, {**(tags or {}), lineage.OUTPUT_NOTEBOOK: str(output)}))
+        # The executed notebook, and the job's log (the container's, or the local kernel's).
+        for path in (output, output.with_suffix(".log")):
+            if path.exists():
+                attempt(f"log {path.name}", functools.partial(
+                    self.client.log_artifact, run_id, str(path), artifact_path="job"))
+        # The kernel's own atexit may have ended the run FINISHED; the job's verdict wins.
+        terminated = attempt(f"mark the run {status}",
+                             lambda: self.client.set_terminated(run_id, status))
+        removed: list[str] = []
+        if status != "FINISHED":
+            # Tried even when marking the run failed: a failed job leaves no instance.
+            attempt("find the model versions it registered",
+                    lambda: self._remove_registered(run_id, removed, problems))
+        return Settlement(tuple(removed), tuple(problems), terminated)
+
+    def _remove_registered(self, run_id: str, removed: list[str], problems: list[str]) -> None:
+        """Delete the model versions ``run_id`` registered, one by one, each whatever the
+        others do; the names of the deleted ones go to ``removed``."""
         for version in self.client.search_model_versions(f"run_id = '{run_id}'"):
-            self.client.delete_model_version(version.name, version.version)
-            removed.append((version.tags or {}).get("model_name") or f"{version.name}/{version.version}")
-        return removed
+            label = (version.tags or {}).get("model_name") or f"{version.name}/{version.version}"
+            try:
+                self.client.delete_model_version(version.name, version.version)
+            except Exception as exc:
+                problems.append(f"cannot remove model version {label}: {_first_line(exc)}")
+            else:
+                removed.append(label)
 
     def close(self) -> None:
         pass
@@ -99,7 +140,8 @@ class BackgroundTracker:
             self._conn.send((method, args))
             ok, value = self._conn.recv()
         except (EOFError, OSError) as exc:
-            raise TrackingError(f"the tracking helper process ended unexpectedly ({exc.__class__.__name__})") from exc
+            raise TrackingError("the tracking helper process ended unexpectedly "
+                                f"({exc.__class__.__name__})") from exc
         if not ok:
             raise TrackingError(value)
         return value
@@ -111,8 +153,10 @@ class BackgroundTracker:
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         self._call("set_tags", run_id, dict(tags))
 
-    def finish(self, run_id: str, output: Path, status: str) -> list[str]:
-        return self._call("finish", run_id, output, status)
+    def finish(self, run_id: str, output: Path, status: str,
+               tags: Mapping[str, str] | None = None) -> Settlement:
+        settlement: Settlement = self._call("finish", run_id, output, status, dict(tags or {}))
+        return settlement
 
     def close(self) -> None:
         if self._process.is_alive():
@@ -145,5 +189,9 @@ def _serve(conn: Connection, settings: Settings) -> None:
         try:
             conn.send((True, getattr(tracker, method)(*args)))
         except Exception as exc:
-            line = (str(exc).strip().splitlines() or [""])[0][:300]
-            conn.send((False, f"{exc.__class__.__name__}: {line}"))
+            conn.send((False, _first_line(exc)))
+
+
+def _first_line(exc: BaseException) -> str:
+    line = (str(exc).strip().splitlines() or [""])[0][:300]
+    return f"{exc.__class__.__name__}: {line}"
