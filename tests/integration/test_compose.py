@@ -191,6 +191,8 @@ def running(docker_client: Any, compose_cli: list[str]) -> Iterator[Running]:
             environ={}, cwd=project, home=str(project / ".workbench"),
             tracking_uri=platform.tracking_uri(), docker_network=status.network,
             container_tracking_uri="http://mlflow:5000", base_image=base_image,
+            tracking_username=platform.env["MLFLOW_TRACKING_USERNAME"],
+            tracking_password=platform.env["MLFLOW_TRACKING_PASSWORD"],
             # What Lab has: the read-only role.
             prediction_store=(f"postgresql+psycopg2://predictions_reader:"
                               f"{platform.env['PREDICTIONS_READER_PASSWORD']}"

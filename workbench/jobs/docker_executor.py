@@ -98,9 +98,6 @@ class DockerExecutor:
             "HOME": CONTAINER_HOME,
             # On a compose platform's network the server has a name of its own.
             "MLFLOW_TRACKING_URI": self._tracking_uri,
-            # The tracking user, when the server asks for one (MLflow's client reads these).
-            **{key: os.environ[key] for key in ("MLFLOW_TRACKING_USERNAME",
-                                                "MLFLOW_TRACKING_PASSWORD") if os.environ.get(key)},
         }
         log_file = job.output_notebook.with_suffix(".log")
         with _docker.api_errors(f"start a job container from {self._image_ref}"):
