@@ -31,7 +31,7 @@ _COMPLETE = ".complete"
 SERVING_REQUIREMENTS = (
     "mlflow-skinny", "scikit-learn", "pandas", "numpy", "scipy", "cloudpickle", "skops",
     "fastapi", "uvicorn[standard]", "orjson", "prometheus-client", "SQLAlchemy",
-    "click", "python-dotenv", "PyYAML",
+    "click", "python-dotenv", "PyYAML", "pydantic-settings",  # workbench.config
     "psycopg2-binary",  # the compose platform's prediction store is Postgres
 )
 # The compose platform's tracking server: MLflow with its basic-auth app, its Postgres driver,
