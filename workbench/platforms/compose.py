@@ -39,9 +39,9 @@ SECRETS = ("POSTGRES_PASSWORD", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "PGADM
 TRACKING_CREDENTIALS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 # The .env key naming each of the workbench's own images the platform runs -> its image name
 # in packaging (``workbench image build NAME``).
-WORKBENCH_IMAGES = {"TRACKING_IMAGE": "tracking", "WORKBENCH_IMAGE": "workbench"}
+IMAGE_KEYS = {"TRACKING_IMAGE": "tracking", "WORKBENCH_IMAGE": "workbench"}
 REQUIRED = ("POSTGRES_USER", "PGADMIN_EMAIL", "MLFLOW_AUTH_ADMIN_USERNAME",
-            "MLFLOW_TRACKING_USERNAME", *WORKBENCH_IMAGES, *SECRETS)
+            "MLFLOW_TRACKING_USERNAME", *IMAGE_KEYS, *SECRETS)
 # Files `init` copies next to the compose file (the compose file mounts them).
 _SHIPPED_FILES = (COMPOSE_FILE, ".env.example", "postgres/init-databases.sh",
                   "postgres/prepare-prediction-store.py", "pgadmin/servers.json")
@@ -109,7 +109,7 @@ def init(directory: Path, *, force: bool = False, progress: Progress = lambda _:
     values = _parse_env((source / ".env.example").read_text(encoding="utf-8"))
     values.update({key: secrets.token_urlsafe(24) for key in SECRETS})
     values["MINIO_ROOT_USER"] = "workbench-" + secrets.token_hex(4)
-    for key, name in WORKBENCH_IMAGES.items():
+    for key, name in IMAGE_KEYS.items():
         values[key] = values.get(key) or f"mlops-workbench/{name}:{__version__}"
     text = "".join(f"{key}={value}\n" for key, value in values.items())
     _write_private(env_file, "# Written by `workbench platform init`: random secrets; keep this "
@@ -191,7 +191,7 @@ class ComposePlatform:
         """The workbench's own images the platform runs: packaging image name -> reference
         (from ``.env``). They must be on the engine before :meth:`up`."""
         env = self.env
-        return {name: env[key] for key, name in WORKBENCH_IMAGES.items() if env.get(key)}
+        return {name: env[key] for key, name in IMAGE_KEYS.items() if env.get(key)}
 
     def check(self) -> None:
         """Raises ConfigError when the folder has no compose file or a secret is empty."""
