@@ -10,10 +10,13 @@ the ``workbench`` engine; container jobs run it.
 """
 from __future__ import annotations
 
+import asyncio
+import gc
 import math
 import os
 import signal
 import threading
+import traceback as tb
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -166,7 +169,7 @@ def execute(job: PreparedJob, show_progress: bool) -> None:
 
     watchdog = Watchdog(job.timeout)
     try:
-        with watchdog:
+        with watchdog, _LoopErrorsToLog(kernel_log(job)):
             papermill.execute_notebook(
                 str(job.notebook),
                 str(job.output_notebook),
@@ -192,6 +195,52 @@ def execute(job: PreparedJob, show_progress: bool) -> None:
         log = kernel_log(job)
         if log.is_file() and not log.stat().st_size:
             log.unlink()  # a quiet kernel leaves no empty file behind
+
+
+class _LoopErrorsToLog:
+    """Write what nbclient's event loop reports about its own tasks to ``log``.
+
+    When a job is interrupted (Ctrl-C, the watchdog), nbclient's pending cell task wakes up
+    during the kernel's shutdown and ends with ``DeadKernelError``; nobody awaits it any more,
+    so asyncio reports "Task exception was never retrieved" with a traceback on stderr, at
+    whatever moment the task is collected. That is the stopped kernel's last word: it belongs
+    in the kernel's log beside the notebook, not among the workbench's lines. The loop is the
+    one ``run_sync`` uses in this thread (none to adjust when a loop is already running here:
+    nbclient then runs in a thread of its own).
+    """
+
+    def __init__(self, log: Path) -> None:
+        self.log = log
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._previous: Any = None
+
+    def __enter__(self) -> _LoopErrorsToLog:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            from jupyter_core.utils import ensure_event_loop
+
+            self._loop = ensure_event_loop()
+            self._previous = self._loop.get_exception_handler()
+            self._loop.set_exception_handler(self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None:
+            gc.collect()  # report abandoned tasks now, while this handler is in place
+            self._loop.set_exception_handler(self._previous)
+
+    def _handle(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        error = context.get("exception")
+        lines = [str(context.get("message", "event loop error"))]
+        if isinstance(error, BaseException):
+            lines += tb.format_exception(error)
+        try:
+            with open(self.log, "a", encoding="utf-8") as out:
+                out.write("\n".join(line.rstrip("\n") for line in lines) + "\n")
+        except OSError:
+            # No log to write to: fall back to asyncio's own report rather than lose it.
+            (self._previous or type(loop).default_exception_handler)(loop, context)
 
 
 def kernel_log(job: PreparedJob) -> Path:
