@@ -431,16 +431,38 @@ def predict(ref: str, input_path: Path, output_path: Path) -> None:
 @click.option("--log-url", default=None, help="SQLAlchemy URL of the prediction store "
               "(default: SQLite under the state directory)")
 @click.option("--no-log", is_flag=True, help="do not log predictions")
+@click.option("--max-batch-rows", type=int,
+              help="most rows merged into one predict call from waiting requests (default 256)")
+@click.option("--max-batch-wait-ms", type=float,
+              help="how long a busy server waits for more rows to merge (default 0)")
+@click.option("--timeout-ms", type=int,
+              help="answer 504 when a prediction takes longer (default 60000; 0: no limit)")
+@click.option("--allowed-hosts", multiple=True, metavar="NAME",
+              help="another host name accepted in Host/Origin (repeatable; '*' for any)")
+@click.option("--token", default=None,
+              help="require 'Authorization: Bearer TOKEN' (or set WORKBENCH_SERVE_TOKEN)")
+@click.option("--follow", is_flag=True,
+              help="watch REF's alias and swap its new instances in without downtime")
+@click.option("--poll-s", type=float, help="seconds between two looks for --follow (default 10)")
+@click.option("--shadow", metavar="REF",
+              help="also score every request with REF (a challenger), off the response path")
 def serve(ref: str, host: str, port: int, workers: int, max_rows: int | None,
-          max_body_bytes: int | None, log_url: str | None, no_log: bool) -> None:
+          max_body_bytes: int | None, log_url: str | None, no_log: bool,
+          max_batch_rows: int | None, max_batch_wait_ms: float | None, timeout_ms: int | None,
+          allowed_hosts: tuple[str, ...], token: str | None, follow: bool,
+          poll_s: float | None, shadow: str | None) -> None:
     """Serve a model instance (or a folder in MLflow format) over HTTP (MLflow scoring
     protocol on /invocations)."""
     from workbench.serving.server import serve as run_server
 
-    if not Path(ref).is_dir():  # a folder in MLflow format is served without the registry
+    if not Path(ref).is_dir() or shadow:  # a folder in MLflow format needs no registry
         _require_server()
     run_server(ref, _settings(), host=host, port=port, workers=workers, max_rows=max_rows,
-               max_body_bytes=max_body_bytes, log_url="" if no_log else log_url, progress=_say)
+               max_body_bytes=max_body_bytes, log_url="" if no_log else log_url,
+               max_batch_rows=max_batch_rows, max_batch_wait_ms=max_batch_wait_ms,
+               timeout_ms=timeout_ms, allowed_hosts=tuple(h for value in allowed_hosts
+                                                          for h in value.split(",")),
+               token=token, follow=follow, poll_s=poll_s, shadow=shadow, progress=_say)
 
 
 # -- images and packaging ------------------------------------------------------------------------

@@ -11,18 +11,22 @@ import asyncio
 import gc
 import re
 import sys
+import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from workbench.errors import WorkbenchError
+from workbench.serving.batching import Batcher
+from workbench.serving.follow import AliasFollower
+from workbench.serving.guard import Guard
 from workbench.serving.metrics import ServingMetrics
 from workbench.serving.model import ModelMetadata, ServedModel
 from workbench.serving.options import (  # noqa: F401  (the names serve and images use)
@@ -37,6 +41,7 @@ from workbench.serving.options import (  # noqa: F401  (the names serve and imag
 )
 from workbench.serving.protocol import Limits, RequestError
 from workbench.serving.scorer import Reply, Scorer, error_reply
+from workbench.serving.shadow import ShadowScorer
 
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
 _JSON = [(b"content-type", b"application/json")]
@@ -54,33 +59,56 @@ _INVOCATIONS_DOC = {
     "responses": {
         "200": {"description": "{\"predictions\": [...]}"},
         "400": {"description": "Bad input: {\"error_code\", \"message\"} naming the field"},
+        "401": {"description": "The server has a token and the request lacks it"},
+        "403": {"description": "Host or Origin is not an allowed host"},
         "413": {"description": "Body or batch over the limit"},
         "415": {"description": "Content type other than application/json or text/csv"},
         "500": {"description": "The model failed; the message carries the request id"},
+        "504": {"description": "No prediction within --timeout-ms; the message carries the request id"},
     },
 }
 
 
-class ServingApp:
-    """ASGI entry point. Args: scorer: does the work; api: the FastAPI app for the rest."""
+# Bodies up to this size are parsed on the event loop (microseconds); larger ones on a thread,
+# so a 10 MiB CSV does not hold up /health and the other requests' reads.
+INLINE_PARSE_BYTES = 64 * 1024
+# An oversized body is read and thrown away up to this many bytes before the 413, so clients
+# that send the whole body before reading (urllib, requests) see the 413, not a reset.
+DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
 
-    def __init__(self, scorer: Scorer, api: Any) -> None:
+
+class ServingApp:
+    """ASGI entry point.
+
+    Args:
+        scorer: prepares and scores requests.
+        batcher: merges waiting requests into one ``predict`` call.
+        guard: the Host/Origin/token checks every request passes first.
+        api: the FastAPI app for everything but ``POST /invocations``.
+    """
+
+    def __init__(self, scorer: Scorer, batcher: Batcher, guard: Guard, api: Any) -> None:
         self.scorer = scorer
+        self.batcher = batcher
+        self.guard = guard
         self.api = api
         self.max_body = scorer.limits.max_body_bytes
-        # Scoring runs on one thread beside the event loop: the loop keeps reading requests
-        # while the model works, so a SIGTERM finds them in flight and uvicorn drains them,
-        # and /health answers during a slow prediction. One thread, since the GIL serialises
-        # the CPU work anyway.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="score")
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"] == "/invocations" and scope["method"] == "POST":
-            await self._invocations(scope, receive, send)
-        else:
-            await self.api(scope, receive, send)
+        if scope["type"] == "http":
+            refusal = self.guard.check(scope["path"], scope["headers"])
+            if refusal is not None:
+                await _send(send, refusal.status, orjson.dumps(
+                    {"error_code": refusal.error_code, "message": refusal.message}),
+                    [(b"www-authenticate", b"Bearer")] if refusal.status == 401 else [])
+                return
+            if scope["path"] == "/invocations" and scope["method"] == "POST":
+                await self._invocations(scope, receive, send)
+                return
+        await self.api(scope, receive, send)
 
     async def _invocations(self, scope: dict, receive: Any, send: Any) -> None:
+        started = time.perf_counter()
         content_type = request_id = length = None
         for name, value in scope["headers"]:
             if name == b"content-type":
@@ -90,17 +118,29 @@ class ServingApp:
             elif name == b"content-length":
                 length = value
         rid = request_id.decode() if request_id else uuid.uuid4().hex
-        if length is not None and length.isdigit() and int(length) > self.max_body:
-            reply = self._too_large()
-        else:
+        declared = int(length) if length is not None and length.isdigit() else None
+        body = None
+        if declared is None or declared <= self.max_body:
             body = await self._read_body(receive)
-            reply = self._too_large() if body is None else await asyncio.get_running_loop().run_in_executor(
-                self._executor, self.scorer.invoke, body, content_type, rid)
-        await send({"type": "http.response.start", "status": reply.status,
-                    "headers": [*_JSON, (b"x-request-id", rid.encode())]})
-        await send({"type": "http.response.body", "body": reply.body})
+        if body is None:
+            if declared is None or declared <= DRAIN_LIMIT_BYTES:
+                await _drain(receive)
+            await _send(send, 413, self._too_large().body,
+                        [(b"x-request-id", rid.encode()), (b"connection", b"close")])
+            return
+        if len(body) <= INLINE_PARSE_BYTES:
+            prepared = self.scorer.prepare(body, content_type, rid, started)
+        else:
+            prepared = await asyncio.get_running_loop().run_in_executor(
+                None, self.scorer.prepare, body, content_type, rid, started)
+        reply = prepared if isinstance(prepared, Reply) else await self.batcher.submit(prepared)
+        headers = [(b"x-request-id", rid.encode())]
+        if reply.model_name:
+            headers.append((b"x-model-name", reply.model_name.encode("utf-8", "replace")))
+        await _send(send, reply.status, reply.body, headers)
 
     async def _read_body(self, receive: Any) -> bytes | None:
+        """The body, or None once it passes the limit (the rest is left for ``_drain``)."""
         chunks, size = [], 0
         while True:
             message = await receive()
@@ -119,23 +159,79 @@ class ServingApp:
         return reply
 
 
+async def _drain(receive: Any) -> None:
+    """Read and drop the rest of a body, up to ``DRAIN_LIMIT_BYTES``."""
+    size = 0
+    while size <= DRAIN_LIMIT_BYTES:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        size += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
+async def _send(send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": [*_JSON, *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
 def create_app(model: ServedModel, *, limits: Limits | None = None,
-               prediction_log: Any = None) -> ServingApp:
-    """The ASGI app serving ``model``; ``prediction_log`` is started here and closed on shutdown."""
+               prediction_log: Any = None, options: ServeOptions | None = None,
+               shadow: ServedModel | None = None, settings: Any = None) -> ServingApp:
+    """The ASGI app serving ``model``; ``prediction_log`` is started here and closed on shutdown.
+
+    Args:
+        options: batching, timeout, allowed hosts, token, ``follow``/``shadow_follow`` and
+            their poll interval (defaults when None).
+        shadow: a challenger scored beside ``model``, off the response path.
+        settings: where the registry is (needed by ``follow`` and ``shadow_follow``).
+    """
+    options = options or ServeOptions()
     metrics = ServingMetrics(prediction_log.stats if prediction_log is not None else None)
-    scorer = Scorer(model, limits or Limits(), prediction_log, metrics)
+    scorer = Scorer(model, limits or options.limits, prediction_log, metrics)
+    batcher = Batcher(scorer, max_rows=options.max_batch_rows,
+                      max_wait_ms=options.max_batch_wait_ms, timeout_ms=options.timeout_ms or None)
+    guard = Guard(options.allowed_hosts, options.token)
+    shadow_scorer = ShadowScorer(shadow, prediction_log, metrics) if shadow is not None else None
+    followers = []
+
+    def refused(reason: str) -> None:
+        metrics.swaps_refused.labels(reason=reason).inc()
+
+    def swapped(new: ServedModel) -> None:
+        scorer.swap(new)
+        metrics.swaps.inc()
 
     @asynccontextmanager
     async def lifespan(_: Any):
         if prediction_log is not None:
             prediction_log.start()
         scorer.warm_up()
+        if shadow_scorer is not None:
+            shadow_scorer.start()
+            scorer.listeners.append(shadow_scorer.offer)
+        if options.follow:
+            followers.append(AliasFollower(options.follow, settings, model, swapped, refused,
+                                           poll_s=options.poll_s))
+        if shadow_scorer is not None and options.shadow_follow:
+            followers.append(AliasFollower(options.shadow_follow, settings, shadow_scorer.model,
+                                           shadow_scorer.swap, refused, poll_s=options.poll_s,
+                                           what="shadow"))
         # Everything loaded so far (MLflow, pandas, the model) lives as long as the process:
         # freezing it keeps full garbage collections, which the prediction log's queued
         # records trigger, from scanning millions of objects in the middle of a request.
         gc.freeze()
+        for follower in followers:
+            follower.start()
         yield
-        # Uvicorn has drained in-flight requests by now (SIGTERM); write what they logged.
+        for follower in followers:
+            follower.stop()
+        # Uvicorn has drained in-flight requests by now (SIGTERM); score what the shadow
+        # still holds, then write what every request logged.
+        if shadow_scorer is not None:
+            shadow_scorer.close()
+        batcher.shutdown()
         if prediction_log is not None:
             prediction_log.close(timeout=30)
 
@@ -158,22 +254,27 @@ def create_app(model: ServedModel, *, limits: Limits | None = None,
     async def health() -> dict:
         return {"status": "ok"}
 
-    @api.get("/ready", summary="The model is loaded and warmed up")
+    @api.get("/ready", summary="The model is loaded, warmed up and not stuck in a prediction")
     async def ready() -> JSONResponse:
+        if batcher.stuck:
+            return JSONResponse({"ready": False, "reason": "a prediction is running over "
+                                 "--timeout-ms"}, status_code=503)
         if scorer.ready:
-            return JSONResponse({"ready": True, "model": model.name})
+            return JSONResponse({"ready": True, "model": scorer.model.name})
         return JSONResponse({"ready": False}, status_code=503)
 
     @api.get("/metadata", summary="Model name, instance, version, data date, run, signature")
     async def metadata() -> dict:
-        return {**model.metadata.as_dict(), "signature": model.signature_json()}
+        served = scorer.model
+        return {**served.metadata.as_dict(), "signature": served.signature_json(),
+                **({"shadow": shadow_scorer.model.metadata.as_dict()} if shadow_scorer else {})}
 
     @api.get("/metrics", summary="Prometheus metrics")
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
     _document_invocations(api)
-    return ServingApp(scorer, api)
+    return ServingApp(scorer, batcher, guard, api)
 
 
 def _document_invocations(api: Any) -> None:
@@ -209,13 +310,14 @@ def app_from_env() -> ServingApp:
 def _app_from_options(options: ServeOptions) -> ServingApp:
     from workbench.config import Settings
 
+    settings = Settings.from_env() if (options.model or options.shadow) else None
     if options.model_dir:
         meta = options.metadata
         model = ServedModel.from_directory(Path(options.model_dir), ModelMetadata(
             **{k: meta.get(k) for k in ModelMetadata.__dataclass_fields__ if k != "source"},
             source=meta.get("source") or options.model_dir))
     elif options.model:
-        model = ServedModel.from_registry(options.model, Settings.from_env())
+        model = ServedModel.from_registry(options.model, settings)
     else:
         raise WorkbenchError(f"set {ENV_MODEL} (a models:/ URI) or {ENV_MODEL_DIR} (a folder "
                              "in MLflow format), or start the server with `workbench serve`")
@@ -226,4 +328,6 @@ def _app_from_options(options: ServeOptions) -> ServingApp:
         prediction_log = PredictionLog(
             options.log_url, batch_size=options.log_batch_size,
             flush_interval=options.log_flush_interval, max_backlog=options.log_max_backlog)
-    return create_app(model, limits=options.limits, prediction_log=prediction_log)
+    shadow = ServedModel.from_registry(options.shadow, settings) if options.shadow else None
+    return create_app(model, prediction_log=prediction_log, options=options, shadow=shadow,
+                      settings=settings)

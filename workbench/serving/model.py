@@ -6,11 +6,14 @@ input already) and calls the underlying model directly when the flavor allows it
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import logging
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from workbench.serving.protocol import Batch, Column
+
+log = logging.getLogger("workbench.serving")
 
 # MLflow DataType names -> protocol kinds.
 _KINDS = {"double": "float", "float": "float", "long": "int", "integer": "int",
@@ -57,11 +60,16 @@ class ServedModel:
         Raises:
             InvalidModelName, ModelNotFound: bad or unknown reference.
         """
-        import mlflow
 
         from workbench.registry import Registry
 
-        instance = Registry(settings).resolve(ref)
+        return cls.from_instance(Registry(settings).resolve(ref), settings)
+
+    @classmethod
+    def from_instance(cls, instance: Any, settings: Any) -> ServedModel:
+        """Load a resolved registry ``ModelInstance``."""
+        import mlflow
+
         mlflow.set_tracking_uri(settings.tracking_uri)
         pyfunc = mlflow.pyfunc.load_model(instance.uri)
         return cls(pyfunc, ModelMetadata(
@@ -112,10 +120,55 @@ class ServedModel:
         return list(result)
 
     def warm_up(self) -> None:
-        """One prediction, so the first request does not pay for lazy initialisation."""
+        """One prediction, so the first request does not pay for lazy initialisation; then
+        find the float columns the model cannot take a missing value in."""
         if self._example is not None:
             example = self._example
             self._predict(example.to_numpy(dtype=float) if self._takes_array else example)
+            self._probe_missing_values()
+
+    def _probe_missing_values(self) -> None:
+        """A float column is nullable in the signature, but a model without an imputer (a plain
+        LogisticRegression) raises on NaN: a client's null would be a 500. One prediction per
+        float column with a NaN in it tells, so a null there is a 400 naming the column."""
+        import math
+
+        import pandas as pd
+
+        if self.schema is None or not isinstance(self._example, pd.DataFrame):
+            return
+        example = self._example.head(1)
+        refused = set()
+        for column in self.schema:
+            if column.kind != "float" or not column.nullable or column.name not in example:
+                continue
+            probe = example.copy()
+            probe[column.name] = math.nan
+            try:
+                self._predict(probe.to_numpy(dtype=float) if self._takes_array else probe)
+            except Exception:
+                refused.add(column.name)
+        if refused:
+            log.info("the model cannot take missing values in %s: nulls there are refused",
+                     ", ".join(sorted(refused)))
+            self.schema = [replace(c, nullable=False) if c.name in refused else c
+                           for c in self.schema]
+
+    def incompatibility(self, other: ServedModel) -> str | None:
+        """Why ``other`` cannot take this model's requests (None when it can): every request
+        valid for this model must be valid for ``other``."""
+        if self.schema is None or other.schema is None:
+            return None if self.schema is None and other.schema is None else "signature"
+        mine = {c.name: c for c in self.schema}
+        theirs = {c.name: c for c in other.schema}
+        missing = [c.name for c in other.schema if c.required and c.name not in mine]
+        unknown = [name for name in mine if name not in theirs]
+        changed = [name for name, c in mine.items() if name in theirs and theirs[name].kind != c.kind]
+        if missing or unknown or changed:
+            parts = [f"{label} {', '.join(names[:5])}" for label, names in
+                     (("needs", missing), ("lacks", unknown), ("retypes", changed)) if names]
+            return "; ".join(parts)
+        return None
 
 
 def _one_thread_per_worker() -> None:

@@ -26,10 +26,22 @@ ENV_MAX_BODY = "WORKBENCH_SERVE_MAX_BODY_BYTES"
 ENV_LOG_MAX_BACKLOG = "WORKBENCH_SERVE_LOG_MAX_BACKLOG"
 ENV_LOG_BATCH_SIZE = "WORKBENCH_SERVE_LOG_BATCH_SIZE"
 ENV_LOG_FLUSH_INTERVAL = "WORKBENCH_SERVE_LOG_FLUSH_INTERVAL"
+ENV_MAX_BATCH_ROWS = "WORKBENCH_SERVE_MAX_BATCH_ROWS"
+ENV_MAX_BATCH_WAIT_MS = "WORKBENCH_SERVE_MAX_BATCH_WAIT_MS"
+ENV_TIMEOUT_MS = "WORKBENCH_SERVE_TIMEOUT_MS"
+ENV_ALLOWED_HOSTS = "WORKBENCH_SERVE_ALLOWED_HOSTS"
+ENV_TOKEN = "WORKBENCH_SERVE_TOKEN"
+ENV_FOLLOW = "WORKBENCH_SERVE_FOLLOW"
+ENV_POLL_S = "WORKBENCH_SERVE_POLL_S"
+ENV_SHADOW = "WORKBENCH_SERVE_SHADOW"
+ENV_SHADOW_FOLLOW = "WORKBENCH_SERVE_SHADOW_FOLLOW"
 
 DEFAULT_LOG_MAX_BACKLOG = 10_000
 DEFAULT_LOG_BATCH_SIZE = 500
 DEFAULT_LOG_FLUSH_INTERVAL = 0.5
+DEFAULT_MAX_BATCH_ROWS = 256
+DEFAULT_TIMEOUT_MS = 60_000  # as mlflow models serve's default request timeout
+DEFAULT_POLL_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -43,6 +55,14 @@ class ServeOptions:
         log_url: SQLAlchemy URL of the prediction store; empty logs nothing.
         limits: row and body-size limits.
         log_max_backlog, log_batch_size, log_flush_interval: the prediction writer's bounds.
+        max_batch_rows, max_batch_wait_ms: how requests are merged (see ``batching``).
+        timeout_ms: a request not answered by then gets 504; 0 turns the limit off.
+        allowed_hosts: host names accepted in ``Host``/``Origin`` beside localhost's.
+        token: the bearer token requests must carry; empty: none.
+        follow: a reference (``churn@champion``) to watch; its new instances are swapped in.
+        poll_s: how often ``follow`` and ``shadow_follow`` look at the registry.
+        shadow: a models:/ URI scored beside the served model, off the response path.
+        shadow_follow: a reference whose new instances replace the shadow.
     """
 
     model: str = ""
@@ -53,6 +73,15 @@ class ServeOptions:
     log_max_backlog: int = DEFAULT_LOG_MAX_BACKLOG
     log_batch_size: int = DEFAULT_LOG_BATCH_SIZE
     log_flush_interval: float = DEFAULT_LOG_FLUSH_INTERVAL
+    max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS
+    max_batch_wait_ms: float = 0.0
+    timeout_ms: int = DEFAULT_TIMEOUT_MS
+    allowed_hosts: tuple[str, ...] = ()
+    token: str = field(default="", repr=False)
+    follow: str = ""
+    poll_s: float = DEFAULT_POLL_S
+    shadow: str = ""
+    shadow_follow: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServeOptions:
@@ -74,6 +103,16 @@ class ServeOptions:
             log_batch_size=_positive_int(env, ENV_LOG_BATCH_SIZE, DEFAULT_LOG_BATCH_SIZE),
             log_flush_interval=_positive_float(env, ENV_LOG_FLUSH_INTERVAL,
                                                DEFAULT_LOG_FLUSH_INTERVAL),
+            max_batch_rows=_positive_int(env, ENV_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_ROWS),
+            max_batch_wait_ms=_milliseconds(env, ENV_MAX_BATCH_WAIT_MS, 0),
+            timeout_ms=int(_milliseconds(env, ENV_TIMEOUT_MS, DEFAULT_TIMEOUT_MS)),
+            allowed_hosts=tuple(h.strip() for h in env.get(ENV_ALLOWED_HOSTS, "").split(",")
+                                if h.strip()),
+            token=env.get(ENV_TOKEN, "").strip(),
+            follow=env.get(ENV_FOLLOW, "").strip(),
+            poll_s=_positive_float(env, ENV_POLL_S, DEFAULT_POLL_S),
+            shadow=env.get(ENV_SHADOW, "").strip(),
+            shadow_follow=env.get(ENV_SHADOW_FOLLOW, "").strip(),
         )
 
 
@@ -88,6 +127,20 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     if value < 1:
         raise ConfigError(f"{name} must be a whole number of at least 1, not {raw[:40]!r}; "
                           f"unset it for the default ({default})")
+    return value
+
+
+def _milliseconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw.replace("_", ""))
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise ConfigError(f"{name} must be a number of milliseconds (0 or more), not "
+                          f"{raw[:40]!r}; unset it for the default ({default:g})")
     return value
 
 

@@ -70,6 +70,8 @@ class PredictionRecord:
         inputs: column -> values, one list per column, all of the same length; floats may be NaN.
         outputs: one prediction per row (numbers, strings or lists).
         latency_ms: time spent handling the request.
+        role: ``primary`` (the model that answered) or ``shadow`` (a challenger that scored
+            the same request off the response path).
     """
 
     request_id: str
@@ -79,6 +81,7 @@ class PredictionRecord:
     inputs: dict[str, list[Any]]
     outputs: list[Any]
     latency_ms: float
+    role: str = "primary"
 
 
 @dataclass(frozen=True)
