@@ -236,7 +236,7 @@ def test_other_hosts_and_sites_are_refused_and_the_token_is_required(settings, m
 def _hammer(server: Server, body: dict, stop: threading.Event, results: list) -> None:
     while not stop.is_set():
         started = time.perf_counter()
-        status, answer, headers = server.post(body)
+        status, _, headers = server.post(body)
         results.append((status, headers.get("x-model-name"), time.perf_counter() - started))
 
 

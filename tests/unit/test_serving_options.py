@@ -31,12 +31,31 @@ def test_values_are_read() -> None:
     assert options.metadata == {"full_name": "churn_v1_20240101"}
 
 
+def test_batching_timeout_guard_follow_and_shadow_are_read() -> None:
+    defaults = ServeOptions.from_env({})
+    assert (defaults.max_batch_rows, defaults.max_batch_wait_ms, defaults.timeout_ms,
+            defaults.allowed_hosts, defaults.token, defaults.follow, defaults.shadow) == (
+        256, 0.0, 60_000, (), "", "", "")
+    options = ServeOptions.from_env({
+        "WORKBENCH_SERVE_MAX_BATCH_ROWS": "64", "WORKBENCH_SERVE_MAX_BATCH_WAIT_MS": "2.5",
+        "WORKBENCH_SERVE_TIMEOUT_MS": "0", "WORKBENCH_SERVE_ALLOWED_HOSTS": "serving, wb.local,",
+        "WORKBENCH_SERVE_TOKEN": " s3cret ", "WORKBENCH_SERVE_FOLLOW": "churn@champion",
+        "WORKBENCH_SERVE_POLL_S": "0.5", "WORKBENCH_SERVE_SHADOW": "models:/churn/4"})
+    assert (options.max_batch_rows, options.max_batch_wait_ms, options.timeout_ms) == (64, 2.5, 0)
+    assert options.allowed_hosts == ("serving", "wb.local") and options.token == "s3cret"
+    assert (options.follow, options.poll_s, options.shadow) == ("churn@champion", 0.5,
+                                                                "models:/churn/4")
+    assert "s3cret" not in repr(options)
+
+
 @pytest.mark.parametrize("name, value", [
     ("WORKBENCH_SERVE_MAX_ROWS", "ten"), ("WORKBENCH_SERVE_MAX_ROWS", "0"),
     ("WORKBENCH_SERVE_MAX_BODY_BYTES", "1.5"), ("WORKBENCH_SERVE_LOG_MAX_BACKLOG", "-3"),
     ("WORKBENCH_SERVE_LOG_BATCH_SIZE", "lots"), ("WORKBENCH_SERVE_LOG_FLUSH_INTERVAL", "nan"),
     ("WORKBENCH_SERVE_LOG_FLUSH_INTERVAL", "0"), ("WORKBENCH_SERVE_METADATA", "{oops"),
-    ("WORKBENCH_SERVE_METADATA", "[1, 2]"),
+    ("WORKBENCH_SERVE_METADATA", "[1, 2]"), ("WORKBENCH_SERVE_MAX_BATCH_ROWS", "0"),
+    ("WORKBENCH_SERVE_MAX_BATCH_WAIT_MS", "-1"), ("WORKBENCH_SERVE_TIMEOUT_MS", "soon"),
+    ("WORKBENCH_SERVE_POLL_S", "0"),
 ])
 def test_a_malformed_value_is_a_config_error_naming_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError) as info:
