@@ -194,9 +194,10 @@ def _wait_healthy(container: Any, port: int, timeout: float = 120) -> None:
                 + container.logs().decode()[-2000:])
 
 
-def _post(url: str, payload: dict) -> dict:
-    request = urllib.request.Request(url, data=json.dumps(payload).encode(),
-                                     headers={"Content-Type": "application/json"})
+def _post(url: str, payload: dict, token: str | None = None) -> dict:
+    headers = {"Content-Type": "application/json",
+               **({"Authorization": f"Bearer {token}"} if token else {})}
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(), headers=headers)
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
 
@@ -229,18 +230,27 @@ def test_a_packaged_model_serves_the_same_predictions_as_workbench_predict(
     expected = pd.read_csv(tmp_path / "scored.csv")["prediction"].tolist()
 
     port = free_port()
+    token = "image-token-7d1"  # the image takes it from its environment
     container = docker_client.containers.run(packaged.tag, detach=True,
+                                             environment={"WORKBENCH_SERVE_TOKEN": token},
                                              ports={"8080/tcp": ("127.0.0.1", port)})
     try:
-        _wait_healthy(container, port)
+        _wait_healthy(container, port)  # the health check needs no token
         base = f"http://127.0.0.1:{port}"
-        served = _post(f"{base}/invocations", {"dataframe_split": frame.to_dict(orient="split")})
+        body = {"dataframe_split": frame.to_dict(orient="split")}
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            _post(f"{base}/invocations", body)
+        assert refused.value.code == 401
+        served = _post(f"{base}/invocations", body, token)
         assert served["predictions"] == expected
-        with urllib.request.urlopen(f"{base}/metadata", timeout=10) as response:
+        request = urllib.request.Request(f"{base}/metadata",
+                                         headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
             metadata = json.loads(response.read())
         assert (metadata["full_name"], metadata["run_id"]) == (str(name), instance.run_id)
         with pytest.raises(urllib.error.HTTPError) as bad:
-            _post(f"{base}/invocations", {"dataframe_split": {"columns": ["a"], "data": [[1.0]]}})
+            _post(f"{base}/invocations", {"dataframe_split": {"columns": ["a"], "data": [[1.0]]}},
+                  token)
         assert bad.value.code == 400
         container.reload()
         assert container.status == "running"  # a bad request does not stop the server
