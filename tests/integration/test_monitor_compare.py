@@ -19,6 +19,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from workbench import tracking
+from workbench.errors import MonitoringError, UnknownMonitoredModel
 from workbench.monitoring.compare import replay_model
 from workbench.naming import ModelName
 from workbench.store import PredictionLog, PredictionRecord, sqlite_url
@@ -223,3 +224,32 @@ def test_replay_scores_the_logged_inputs_offline_and_writes_nothing(settings, mo
     errors = _error_lines(nothing)
     assert len(errors) == 1 and "no primary predictions" in errors[0], nothing.stderr
     assert _fingerprint(url) == before
+
+
+def test_replay_through_a_model_that_cannot_score_the_inputs_is_one_error(settings, registry,
+                                                                         models, tmp_path):
+    instance, fitted = models
+    champion, model_a = fitted["v1"]
+    url = sqlite_url(tmp_path / "p.db")
+    log = PredictionLog(url, flush_interval=0.05)
+    log.start()
+    rows = _requests(21, 1)[0]
+    log.submit(_record("r-0", dt.datetime.now(UTC), champion.full_name, rows,
+                       model_a.predict(rows), 1.0))
+    assert log.close().written == 1
+    # Another registered model, trained on a column the champion never logged.
+    other = f"cmpc{uuid.uuid4().hex[:8]}"
+    X = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "c": [1.0, 0.0, 1.0, 0.0]})
+    name = ModelName(other, "v1", "20240131")
+    run_id = tracking.start_run(registry.client, other, str(name), {})
+    wide = registry.register(LogisticRegression().fit(X, [0, 1, 0, 1]), name, run_id=run_id,
+                             input_example=X)
+    registry.client.set_terminated(run_id)
+
+    with pytest.raises(MonitoringError, match=r"lacks column\(s\) c ") as info:
+        replay_model(wide.full_name, settings, against=f"{instance}@champion", url=url,
+                     progress=lambda _line: None)
+    assert "\n" not in str(info.value)
+    # Its own registered model has no champion: say so rather than guess what to replay.
+    with pytest.raises(UnknownMonitoredModel, match="champion"):
+        replay_model(wide.full_name, settings, url=url)

@@ -146,3 +146,13 @@ def test_a_store_not_yet_migrated_reads_as_primary_and_stays_unmigrated(tmp_path
         columns = [row[1] for row in conn.execute("PRAGMA table_info(predictions)")]
         assert "role" not in columns
         assert conn.execute("SELECT value FROM workbench_store_meta").fetchone() == ("2",)
+
+
+def test_an_input_column_named_role_is_prefixed(make_log, db: Path) -> None:
+    log = make_log()
+    log.start()
+    log.submit(PredictionRecord("a", T0, "m", ["role", "x"], {"role": ["admin"], "x": [1.0]},
+                                [1], 1.0, role="shadow"))
+    assert log.flush(timeout=5)
+    frame = read_predictions(sqlite_url(db))
+    assert frame["input_role"].tolist() == ["admin"] and frame["role"].tolist() == ["shadow"]

@@ -471,7 +471,8 @@ def _replay(logged: pd.DataFrame, target: Instance, settings: Settings, chunk_ro
     predictions: list[Any] = []
     latencies: list[float] = []
     for begin in range(0, total, chunk_rows):
-        chunk = inputs.iloc[begin:begin + chunk_rows]
+        # A fresh index: a model returning a Series must not be aligned on the frame's.
+        chunk = inputs.iloc[begin:begin + chunk_rows].reset_index(drop=True)
         started = time.perf_counter()
         try:
             scored = model.predict(chunk)["prediction"]
