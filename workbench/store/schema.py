@@ -7,8 +7,8 @@ so a role with INSERT on ``predictions`` alone can write (a ``serial`` needs USA
 sequence too).
 Version 3: a ``role`` column on ``predictions`` (``primary``: the model that answered the
 request; ``shadow``: a challenger that scored the same request off the response path, logged
-under its own name with the primary's request id). Older rows read as ``primary`` (the
-column's server default), so a role with INSERT alone still writes rows that omit it.
+under its own name with the primary's request id). The column is NOT NULL with the server
+default ``primary``: rows stored before the migration, and inserts that omit it, are primary.
 
 ``ensure`` is what the writer and ``workbench serve`` call: it reads the version (SELECT on
 the meta table is all it needs when the schema is current), creates an empty store, migrates an
