@@ -538,9 +538,10 @@ _window_since = "predictions logged from: 2024-04-01, 2024-04-01T12:00, 20240401
 @click.option("--until", help="predictions logged before this time (a date includes its day)")
 @click.option("--json", "as_json", is_flag=True, help="print the comparison as JSON")
 def monitor_compare(a: str, b: str, since: str, until: str | None, as_json: bool) -> None:
-    """Agreement, prediction shift and latency of A and B on the same logged requests.
+    """Compare A and B on the same logged requests.
 
-    E.g. churn@champion and churn@challenger, served with --shadow.
+    Agreement, prediction shift and latency; e.g. churn@champion and churn@challenger,
+    served with --shadow.
 
     Exit status: 0 compared, 2 the comparison cannot be made (nothing paired, bad input).
     """
@@ -558,9 +559,10 @@ def monitor_compare(a: str, b: str, since: str, until: str | None, as_json: bool
 @click.option("--json", "as_json", is_flag=True, help="print the comparison as JSON")
 def monitor_replay(ref: str, against: str | None, since: str, until: str | None,
                    as_json: bool) -> None:
-    """Score logged inputs through REF offline and compare with what was logged.
+    """Replay logged inputs through REF offline.
 
-    The inputs are those --against logged; nothing is deployed or written to the store.
+    Scores the inputs --against logged and compares with what was logged; nothing is
+    deployed or written to the store.
 
     Exit status: 0 compared, 2 the replay cannot be made (no logged inputs, bad input).
     """
