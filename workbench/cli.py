@@ -41,7 +41,8 @@ class _ServerCommand(click.Command):
 
 
 class _DriftCommand(_ServerCommand):
-    """``monitor drift``: exit status 1 means drift, so every failure to check exits 2."""
+    """``monitor drift``, ``compare``, ``replay``: exit status 1 means drift, so every failure
+    to check or compare exits 2."""
 
     def invoke(self, ctx: click.Context) -> Any:
         from workbench.errors import DriftDetected, MonitoringError
@@ -56,7 +57,8 @@ class _DriftCommand(_ServerCommand):
                 raise
             from workbench.boundary import describe
 
-            raise MonitoringError(describe(error, "workbench monitor drift").message) from error
+            doing = f"workbench monitor {self.name}"
+            raise MonitoringError(describe(error, doing).message) from error
 
 
 class _ServerGroup(click.Group):
@@ -495,7 +497,8 @@ def package(ref: str) -> None:
 # -- monitoring ----------------------------------------------------------------------------------
 @cli.group()
 def monitor() -> None:
-    """Monitoring: current data against a model's reference profile."""
+    """Monitoring: current data against a model's reference profile; two models on the same
+    requests."""
 
 
 @monitor.command("drift", cls=_DriftCommand)
@@ -545,6 +548,86 @@ def monitor_drift(ref: str, current: Path | None, since: str | None, until: str 
 
 def _number(value: float | None, spec: str) -> str:
     return "-" if value is None or value != value else format(value, spec)
+
+
+_window_since = "predictions logged from: 2024-04-01, 2024-04-01T12:00, 20240401, 1d, 12h"
+
+
+@monitor.command("compare", cls=_DriftCommand)
+@click.argument("a")
+@click.argument("b")
+@click.option("--since", default="1d", show_default=True, help=_window_since)
+@click.option("--until", help="predictions logged before this time (a date includes its day)")
+@click.option("--json", "as_json", is_flag=True, help="print the comparison as JSON")
+def monitor_compare(a: str, b: str, since: str, until: str | None, as_json: bool) -> None:
+    """Compare A and B on the same logged requests.
+
+    Agreement, prediction shift and latency; e.g. churn@champion and churn@challenger,
+    served with --shadow.
+
+    Exit status: 0 compared, 2 the comparison cannot be made (nothing paired, bad input).
+    """
+    from workbench.monitoring.compare import compare_models
+
+    _show_comparison(compare_models(a, b, _settings(), since=since or None, until=until,
+                                    progress=_say), as_json)
+
+
+@monitor.command("replay", cls=_DriftCommand)
+@click.argument("ref")
+@click.option("--against", help="whose logged inputs to replay (default: REF's instance@champion)")
+@click.option("--since", default="7d", show_default=True, help=_window_since)
+@click.option("--until", help="predictions logged before this time (a date includes its day)")
+@click.option("--json", "as_json", is_flag=True, help="print the comparison as JSON")
+def monitor_replay(ref: str, against: str | None, since: str, until: str | None,
+                   as_json: bool) -> None:
+    """Replay logged inputs through REF offline.
+
+    Scores the inputs --against logged and compares with what was logged; nothing is
+    deployed or written to the store.
+
+    Exit status: 0 compared, 2 the replay cannot be made (no logged inputs, bad input).
+    """
+    from workbench.monitoring.compare import replay_model
+
+    _show_comparison(replay_model(ref, _settings(), against=against, since=since or None,
+                                  until=until, progress=_say), as_json)
+
+
+def _show_comparison(comparison: Any, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(comparison.as_dict(), indent=2))
+        return
+    a, b = comparison.a, comparison.b
+    b_title = f"B: {b.model}" + (" (replayed)" if comparison.mode == "replay" else "")
+    click.echo(_table(["", f"A: {a.model}", b_title], [
+        ["rows", a.rows, b.rows],
+        ["unpaired rows", a.unpaired, b.unpaired],
+        ["roles", _roles(a.roles), _roles(b.roles)],
+        ["latency p50 ms", _number(a.latency_p50_ms, ".3g"), _number(b.latency_p50_ms, ".3g")],
+        ["latency p99 ms", _number(a.latency_p99_ms, ".3g"), _number(b.latency_p99_ms, ".3g")],
+    ]))
+    agreement = comparison.agreement
+    click.echo(f"paired rows: {comparison.paired}; agreement: {agreement:.1%} "
+               f"({comparison.agreeing} of {comparison.paired}"
+               + (f", floats within {comparison.rtol:g} relative)" if comparison.kind == "numeric"
+                  else ")"))
+    shift = comparison.shift
+    if shift is None:
+        click.echo("shift: -")
+    elif shift.test == "ks":
+        click.echo(f"shift (numeric, two-sample KS): statistic {shift.statistic:.3f}, p-value "
+                   f"{shift.p_value:.2g}; mean {shift.mean_a:.4g} -> {shift.mean_b:.4g}")
+    else:
+        click.echo(f"shift (labels, chi-square): statistic {shift.statistic:.1f}, p-value "
+                   f"{shift.p_value:.2g}; JS distance {shift.js_distance:.3f}; "
+                   + ", ".join(f"{label}: {n_a} -> {n_b}" for label, n_a, n_b in shift.counts[:5]))
+    for note in comparison.notes:
+        _say(f"note: {note}")
+
+
+def _roles(roles: dict[str, int]) -> str:
+    return ", ".join(f"{role} {count}" for role, count in roles.items()) or "-"
 
 
 # -- lab -----------------------------------------------------------------------------------------

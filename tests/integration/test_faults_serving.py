@@ -34,6 +34,7 @@ from sklearn.linear_model import LogisticRegression
 from workbench import tracking
 from workbench.naming import ModelName
 from workbench.pytest_plugin import free_port
+from workbench.store import SCHEMA_VERSION
 
 pytestmark = pytest.mark.integration
 COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
@@ -272,7 +273,7 @@ def test_an_old_store_is_migrated_and_one_bad_row_costs_only_itself(settings, mo
     try:
         with sqlite3.connect(db) as conn:
             assert conn.execute("SELECT value FROM workbench_store_meta WHERE key = "
-                                "'schema_version'").fetchone() == ("2",)
+                                "'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
         ids = [f"good-{i}" for i in range(5)] + ["bad-row"] + [f"good-{i}" for i in range(5, 10)]
 
         def post(request_id: str) -> int:

@@ -123,6 +123,8 @@ def test_unknown_setting_is_a_warning_line(project, capsys, monkeypatch):
     ["predict", "churn@champion", "--input", "a.csv", "--output", "b.csv"],
     ["package", "churn@champion"],
     ["monitor", "drift", "churn@champion"],
+    ["monitor", "compare", "churn@champion", "churn@challenger"],
+    ["monitor", "replay", "churn@challenger"],
     ["serve", "churn@champion"],
 ])
 def test_commands_that_need_the_server_check_it_first(project, capsys, monkeypatch, argv):

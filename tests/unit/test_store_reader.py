@@ -49,8 +49,9 @@ def logged(make_log, db: Path) -> str:
 
 def test_read_predictions_gives_one_row_per_predicted_row(logged: str) -> None:
     frame = read_predictions(logged)
-    assert list(frame.columns) == ["request_id", "created_at", "model_name", "x", "plan",
-                                   "prediction", "latency_ms"]
+    assert list(frame.columns) == ["request_id", "created_at", "model_name", "role", "x",
+                                   "plan", "prediction", "latency_ms"]
+    assert frame["role"].tolist() == ["primary"] * 4
     assert frame["request_id"].tolist() == ["a", "a", "b", "c"]
     assert frame["created_at"].tolist() == [T0, T0, T0 + dt.timedelta(hours=1),
                                             T0 + dt.timedelta(hours=2)]
@@ -89,7 +90,7 @@ def test_read_predictions_filters_by_model_and_time_window(logged: str) -> None:
 
 
 def test_read_predictions_is_empty_when_nothing_matches(logged: str, tmp_path: Path) -> None:
-    base = ["request_id", "created_at", "model_name", "prediction", "latency_ms"]
+    base = ["request_id", "created_at", "model_name", "role", "prediction", "latency_ms"]
     assert list(read_predictions(logged, model_name="nope").columns) == base
     missing = tmp_path / "none" / "p.db"
     frame = read_predictions(f"sqlite:///{missing}")
@@ -102,3 +103,56 @@ def test_chunked_reads_give_the_same_frame(logged: str) -> None:
     whole = read_predictions(logged)
     chunked = read_predictions(logged, chunk_size=1)
     pd.testing.assert_frame_equal(whole, chunked)
+
+
+def test_read_predictions_filters_by_role(make_log, db: Path) -> None:
+    log = make_log()
+    log.start()
+    log.submit(PredictionRecord("a", T0, "churn_v1_20240101", ["x"], {"x": [1.0, 2.0]}, [0, 1],
+                                2.0))
+    log.submit(PredictionRecord("a", T0, "churn_v2_20240201", ["x"], {"x": [1.0, 2.0]}, [1, 1],
+                                0.5, role="shadow"))
+    assert log.flush(timeout=5)
+    url = sqlite_url(db)
+    every = read_predictions(url)
+    assert every["role"].tolist() == ["primary", "primary", "shadow", "shadow"]
+    shadow = read_predictions(url, role="shadow")
+    assert shadow["model_name"].tolist() == ["churn_v2_20240201"] * 2
+    assert shadow["prediction"].tolist() == [1, 1] and shadow["latency_ms"].tolist() == [0.5] * 2
+    assert read_predictions(url, model_name="churn_v1_20240101", role="shadow").empty
+
+
+def test_a_store_not_yet_migrated_reads_as_primary_and_stays_unmigrated(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "v2.db"
+    with sqlite3.connect(db) as conn:
+        conn.executescript("""
+            CREATE TABLE predictions (id INTEGER PRIMARY KEY, request_id VARCHAR(64) NOT NULL,
+                created_at DATETIME NOT NULL, model_name VARCHAR(255) NOT NULL,
+                n_rows INTEGER NOT NULL, inputs TEXT NOT NULL, outputs TEXT NOT NULL,
+                latency_ms FLOAT);
+            CREATE TABLE workbench_store_meta (key VARCHAR(64) PRIMARY KEY, value VARCHAR(255));
+            INSERT INTO workbench_store_meta VALUES ('schema_version', '2');
+            INSERT INTO predictions (request_id, created_at, model_name, n_rows, inputs,
+                outputs, latency_ms) VALUES ('old', '2024-05-01 12:00:00.000000', 'm', 1,
+                '{"columns":["x"],"data":[[1.0]]}', '[7]', 1.0);
+        """)
+    frame = read_predictions(sqlite_url(db))
+    assert frame["role"].tolist() == ["primary"] and frame["prediction"].tolist() == [7]
+    assert read_predictions(sqlite_url(db), role="primary")["request_id"].tolist() == ["old"]
+    assert read_predictions(sqlite_url(db), role="shadow").empty
+    with sqlite3.connect(db) as conn:
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(predictions)")]
+        assert "role" not in columns
+        assert conn.execute("SELECT value FROM workbench_store_meta").fetchone() == ("2",)
+
+
+def test_an_input_column_named_role_is_prefixed(make_log, db: Path) -> None:
+    log = make_log()
+    log.start()
+    log.submit(PredictionRecord("a", T0, "m", ["role", "x"], {"role": ["admin"], "x": [1.0]},
+                                [1], 1.0, role="shadow"))
+    assert log.flush(timeout=5)
+    frame = read_predictions(sqlite_url(db))
+    assert frame["input_role"].tolist() == ["admin"] and frame["role"].tolist() == ["shadow"]

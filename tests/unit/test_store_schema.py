@@ -1,6 +1,7 @@
 """The prediction store's schema version: created, migrated from version 1, foreign refused."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
 import subprocess
@@ -29,6 +30,15 @@ CREATE INDEX ix_predictions_model_name_created_at ON predictions (model_name, cr
 INSERT INTO predictions (request_id, created_at, model_name, n_rows, inputs, outputs, latency_ms)
 VALUES ('old-1', '2024-04-01 10:00:00.000000', 'churn_v1_20240101', 1,
         '{"columns":["x"],"data":[[1.0]]}', '[0]', 2.0);
+"""
+
+
+# The same table at schema version 2: the meta table and the created_at index, no role.
+V2_DDL = V1_DDL + """
+CREATE INDEX ix_predictions_created_at ON predictions (created_at);
+CREATE TABLE workbench_store_meta (key VARCHAR(64) NOT NULL, value VARCHAR(255) NOT NULL,
+                                   PRIMARY KEY (key));
+INSERT INTO workbench_store_meta (key, value) VALUES ('schema_version', '2');
 """
 
 
@@ -66,6 +76,67 @@ def test_a_version_1_store_is_migrated_and_keeps_its_rows(db: Path) -> None:
     stats = log.close(timeout=5)
     assert (stats.written, stats.write_errors) == (1, 0)
     assert [row[0] for row in stored_rows(db)] == ["old-1", "req-1"]
+
+
+def columns(db: Path) -> list[tuple]:
+    """(name, type, not null, default) of each column of ``predictions``."""
+    with sqlite3.connect(db) as conn:
+        return [tuple(row[1:5]) for row in conn.execute("PRAGMA table_info(predictions)")]
+
+
+def roles(db: Path) -> list[tuple]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT request_id, role FROM predictions ORDER BY id").fetchall()
+
+
+def test_a_version_1_store_gets_the_role_column_too(db: Path) -> None:
+    with sqlite3.connect(db) as conn:
+        conn.executescript(V1_DDL)
+    assert prepare(sqlite_url(db)) == (1, SCHEMA_VERSION)
+    assert columns(db)[-1] == ("role", "VARCHAR(16)", 1, "'primary'")
+    assert roles(db) == [("old-1", "primary")]
+
+
+def test_a_version_2_store_is_migrated_to_3_with_the_old_rows_primary(db: Path) -> None:
+    with sqlite3.connect(db) as conn:
+        conn.executescript(V2_DDL)
+    assert schema.check_at_start(sqlite_url(db)) is True
+    assert version_row(db) == [("schema_version", "3")]
+    assert columns(db)[-1] == ("role", "VARCHAR(16)", 1, "'primary'")
+    log = PredictionLog(sqlite_url(db), flush_interval=0.02)
+    log.start()
+    log.submit(record(1))
+    log.submit(dataclasses.replace(record(1, model="churn_v2_20240101"), role="shadow"))
+    stats = log.close(timeout=5)
+    assert (stats.written, stats.write_errors) == (2, 0)
+    assert roles(db) == [("old-1", "primary"), ("req-1", "primary"), ("req-1", "shadow")]
+    # A row inserted without the role (an older writer's INSERT) reads as primary.
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO predictions (request_id, created_at, model_name, n_rows, "
+                     "inputs, outputs) VALUES ('bare', '2024-05-01', 'm', 1, '{}', '[0]')")
+    assert roles(db)[-1] == ("bare", "primary")
+    assert prepare(sqlite_url(db)) == (SCHEMA_VERSION, SCHEMA_VERSION)
+
+
+def test_a_version_2_store_is_not_migrated_by_a_writer_that_may_not(db: Path) -> None:
+    with sqlite3.connect(db) as conn:
+        conn.executescript(V2_DDL)
+    engine = schema.create_engine(sqlite_url(db), writer=True)
+    try:
+        with engine.begin() as conn:
+            assert schema.read_state(conn) == schema.SchemaState(2, True)
+            with pytest.raises(StoreSchemaError, match=r"version 2, .*workbench\.store prepare"):
+                schema.ensure(conn, create=False)
+    finally:
+        engine.dispose()
+    assert "role" not in [column[0] for column in columns(db)]
+
+
+def test_a_version_3_store_without_the_role_column_is_refused(db: Path) -> None:
+    with sqlite3.connect(db) as conn:
+        conn.executescript(V2_DDL.replace("'schema_version', '2'", "'schema_version', '3'"))
+    with pytest.raises(StoreSchemaError, match="lacks column\\(s\\) role of schema version 3"):
+        prepare(sqlite_url(db))
 
 
 def test_a_foreign_predictions_table_is_refused_and_left_alone(db: Path) -> None:
@@ -128,6 +199,12 @@ def test_the_prepare_command_creates_migrates_and_refuses_in_one_line(tmp_path: 
     assert done.returncode == 0 and "created" in done.stdout, done.stderr
     done = run_prepare("--url", sqlite_url(old))
     assert done.returncode == 0 and "migrated from schema version 1" in done.stdout, done.stderr
+    old_v2 = tmp_path / "v2.db"
+    with sqlite3.connect(old_v2) as conn:
+        conn.executescript(V2_DDL)
+    done = run_prepare("--url", sqlite_url(old_v2))
+    assert done.returncode == 0, done.stderr
+    assert "migrated from schema version 2 to 3" in done.stdout
     for url in (sqlite_url(foreign), "postgresql+nosuchdriver://u:s3cret@h/db", "not a url"):
         done = run_prepare("--url", url)
         assert done.returncode == 1, url

@@ -1,6 +1,7 @@
 """The prediction writer: batched background writes, a bounded backlog, permanent errors."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -68,6 +69,7 @@ def test_records_are_written_with_all_fields(make_log, db: Path) -> None:
     assert log.stats() == LogStats(backlog=0, dropped=0, written=1, write_errors=0,
                                    last_error=None)
     with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT role FROM predictions").fetchall() == [("primary",)]
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         indexes = [row[1] for row in conn.execute("PRAGMA index_list(predictions)")]
     assert "ix_predictions_model_name_created_at" in indexes
@@ -83,6 +85,24 @@ def test_a_record_that_cannot_be_encoded_is_dropped_alone(make_log, db: Path) ->
     assert (stats.written, stats.dropped, stats.backlog) == (2, 1, 0)
     assert stats.last_error.startswith("TypeError: ")
     assert [row[0] for row in stored_rows(db)] == ["req-1", "req-2"]
+
+
+def test_the_role_is_stored_and_an_unknown_one_drops_its_record_alone(make_log,
+                                                                        db: Path) -> None:
+    log = make_log()
+    log.start()
+    shadow = dataclasses.replace(record(1, model="churn_v3_20240131"), request_id="req-0",
+                                 role="shadow")
+    odd = dataclasses.replace(record(2), role="canary")
+    assert log.submit(record(0)) and log.submit(shadow) and log.submit(odd)
+    assert log.flush(timeout=5)
+    stats = log.stats()
+    assert (stats.written, stats.dropped) == (2, 1)
+    assert stats.last_error.startswith("ValueError: ")
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT request_id, model_name, role FROM predictions ORDER BY id"
+                            ).fetchall() == [("req-0", "churn_v1_20240101", "primary"),
+                                             ("req-0", "churn_v3_20240131", "shadow")]
 
 
 def test_writes_are_batched(make_log, db: Path) -> None:

@@ -12,6 +12,10 @@
 - :mod:`~workbench.monitoring.service`: ``check_model_drift`` does the I/O: the profile from
   the registry, current data from a file or the prediction store, the report logged to a
   monitoring run, ``drift_status`` on the model version.
+- :mod:`~workbench.monitoring.compare`: ``compare_models`` pairs two models' logged
+  predictions (a champion and its shadow) by request and row: agreement, prediction shift,
+  latency; ``replay_model`` scores logged inputs through another instance offline and
+  compares the same way.
 
 Imports are lazy: ``import workbench.monitoring`` costs nothing until a name is used.
 """
@@ -20,11 +24,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from workbench.monitoring.compare import Comparison, compare_models, replay_model
     from workbench.monitoring.drift import DriftResult, FeatureDrift, Thresholds, check_drift
     from workbench.monitoring.profile import ReferenceProfile, build_profile
     from workbench.monitoring.service import DriftCheck, check_model_drift, load_profile
 
 _LAZY = {
+    "Comparison": "workbench.monitoring.compare",
+    "compare_models": "workbench.monitoring.compare",
+    "replay_model": "workbench.monitoring.compare",
     "ReferenceProfile": "workbench.monitoring.profile",
     "build_profile": "workbench.monitoring.profile",
     "Thresholds": "workbench.monitoring.drift",
@@ -37,6 +45,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "Comparison",
     "DriftCheck",
     "DriftResult",
     "FeatureDrift",
@@ -45,7 +54,9 @@ __all__ = [
     "build_profile",
     "check_drift",
     "check_model_drift",
+    "compare_models",
     "load_profile",
+    "replay_model",
 ]
 
 

@@ -60,7 +60,9 @@ _TAG_LIMIT = 5000
 
 Progress = Callable[[str], None]
 _RELATIVE = re.compile(r"^(\d+)\s*([dhm])$")
-_STORE_COLUMNS = ("request_id", "created_at", "model_name", "prediction", "latency_ms")
+# What read_predictions adds to the inputs (a model's drift reads all its rows, whatever
+# their role: its inputs drift the same whether it answered or shadowed).
+_STORE_COLUMNS = ("request_id", "created_at", "model_name", "role", "prediction", "latency_ms")
 
 
 @dataclass(frozen=True)

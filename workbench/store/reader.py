@@ -1,6 +1,6 @@
 """Reading the prediction store back: one DataFrame row per predicted row, for monitoring.
 
-Reads are windowed (model, ``since``, ``until``) on the indexed columns and streamed in chunks
+Reads are windowed (model, role, ``since``, ``until``) on the indexed columns and streamed in chunks
 of ``chunk_size`` stored records, so a month of predictions never sits in memory twice (raw
 rows and the frame). Reading never creates or migrates anything: a read-only role is enough,
 and a store with no predictions reads as an empty frame.
@@ -17,30 +17,33 @@ import orjson
 import sqlalchemy as sa
 
 from workbench.store.engine import create_engine, sqlite_file_missing, utc
-from workbench.store.schema import TABLE_NAME, predictions_table
+from workbench.store.schema import PRIMARY, ROLE_LEN, TABLE_NAME, predictions_table
 
 if TYPE_CHECKING:
     import pandas as pd
 
-BASE_COLUMNS = ("request_id", "created_at", "model_name", "prediction", "latency_ms")
+BASE_COLUMNS = ("request_id", "created_at", "model_name", "role", "prediction", "latency_ms")
 CHUNK_SIZE = 5_000
 
 
 def read_predictions(url: str, model_name: str | None = None,
                      since: dt.datetime | None = None,
                      until: dt.datetime | None = None, *,
+                     role: str | None = None,
                      chunk_size: int = CHUNK_SIZE) -> pd.DataFrame:
     """Logged predictions as one row per predicted row, oldest first.
 
-    Columns: ``request_id``, ``created_at`` (UTC), ``model_name``, the input columns (in
-    first-seen order; one that clashes with these names gets an ``input_`` prefix),
-    ``prediction`` and ``latency_ms``. Rows of records that lack a column hold null there.
+    Columns: ``request_id``, ``created_at`` (UTC), ``model_name``, ``role`` (``primary`` or
+    ``shadow``), the input columns (in first-seen order; one that clashes with these names
+    gets an ``input_`` prefix), ``prediction`` and ``latency_ms``. Rows of records that lack
+    a column hold null there.
 
     Args:
         url: SQLAlchemy URL of the store.
         model_name: only this model's predictions.
         since: only predictions created at or after this time (naive means UTC).
         until: only predictions created before this time (naive means UTC).
+        role: only predictions logged in this role (``primary`` or ``shadow``).
         chunk_size: stored records fetched at a time.
 
     Returns:
@@ -57,10 +60,14 @@ def read_predictions(url: str, model_name: str | None = None,
     engine = create_engine(url, writer=False)
     try:
         with engine.connect() as conn:
-            if not sa.inspect(conn).has_table(TABLE_NAME):
+            inspector = sa.inspect(conn)
+            if not inspector.has_table(TABLE_NAME):
                 return _frame(pd, {}, {}, [])
+            # A store not yet migrated to version 3 has no role column: all its rows are
+            # primary (reading must not migrate it).
+            has_role = "role" in {column["name"] for column in inspector.get_columns(TABLE_NAME)}
             result = conn.execution_options(stream_results=True, yield_per=chunk_size).execute(
-                window_query(model_name, since, until))
+                window_query(model_name, since, until, role, has_role=has_role))
             base, features, order = _expand(row for chunk in result.partitions()
                                             for row in chunk)
     finally:
@@ -69,17 +76,29 @@ def read_predictions(url: str, model_name: str | None = None,
 
 
 def window_query(model_name: str | None = None, since: dt.datetime | None = None,
-                 until: dt.datetime | None = None) -> sa.Select[Any]:
-    """The stored records of one model (or all) in ``[since, until)``, oldest first.
+                 until: dt.datetime | None = None, role: str | None = None, *,
+                 has_role: bool = True) -> sa.Select[Any]:
+    """The stored records of one model (or all) in ``[since, until)``, oldest first; of one
+    role when ``role`` is given.
+
+    Args:
+        has_role: the table has the ``role`` column (schema version 3); without it every
+            record reads as ``primary``.
 
     Raises:
         TypeError: ``since`` or ``until`` is not a datetime.
     """
     table = predictions_table
+    role_column: Any = (table.c.role if has_role
+                        else sa.literal(PRIMARY, sa.String(ROLE_LEN)).label("role"))
     query = sa.select(table.c.request_id, table.c.created_at, table.c.model_name,
-                      table.c.inputs, table.c.outputs, table.c.latency_ms)
+                      table.c.inputs, table.c.outputs, table.c.latency_ms, role_column)
     if model_name is not None:
         query = query.where(table.c.model_name == model_name)
+    if role is not None:
+        matches: Any = (table.c.role == role if has_role
+                        else sa.true() if role == PRIMARY else sa.false())
+        query = query.where(matches)
     if since is not None:
         query = query.where(table.c.created_at >= utc(since))
     if until is not None:
@@ -94,7 +113,7 @@ def _expand(rows: Iterable[Sequence[Any]]) -> tuple[dict[str, list[Any]],
     features: dict[str, list[Any]] = {}
     order: list[str] = []
     total = 0
-    for request_id, created_at, model, inputs_json, outputs_json, latency in rows:
+    for request_id, created_at, model, inputs_json, outputs_json, latency, role in rows:
         inputs = orjson.loads(inputs_json)
         outputs = orjson.loads(outputs_json)
         data = inputs.get("data") or []
@@ -115,6 +134,7 @@ def _expand(rows: Iterable[Sequence[Any]]) -> tuple[dict[str, list[Any]],
         base["request_id"].extend([request_id] * count)
         base["created_at"].extend([created_at] * count)
         base["model_name"].extend([model] * count)
+        base["role"].extend([role] * count)
         base["latency_ms"].extend([latency] * count)
         base["prediction"].extend(list(outputs) + [None] * (count - len(outputs)))
     return base, features, order
@@ -127,6 +147,7 @@ def _frame(pd: Any, base: dict[str, list[Any]], features: dict[str, list[Any]],
         "request_id": pd.Series(base.get("request_id", []), dtype="str"),
         "created_at": pd.Series(created),
         "model_name": pd.Series(base.get("model_name", []), dtype="str"),
+        "role": pd.Series(base.get("role", []), dtype="str"),
     }
     for name in order:
         values = features[name]

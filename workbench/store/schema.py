@@ -5,6 +5,10 @@ Version 2: a ``workbench_store_meta`` table holding ``schema_version``; an index
 ``created_at`` for time-window reads across models; on Postgres the id is an identity column,
 so a role with INSERT on ``predictions`` alone can write (a ``serial`` needs USAGE on its
 sequence too).
+Version 3: a ``role`` column on ``predictions`` (``primary``: the model that answered the
+request; ``shadow``: a challenger that scored the same request off the response path, logged
+under its own name with the primary's request id). The column is NOT NULL with the server
+default ``primary``: rows stored before the migration, and inserts that omit it, are primary.
 
 ``ensure`` is what the writer and ``workbench serve`` call: it reads the version (SELECT on
 the meta table is all it needs when the schema is current), creates an empty store, migrates an
@@ -22,17 +26,22 @@ from sqlalchemy.engine import Connection
 from workbench.errors import ConfigError
 from workbench.store.engine import create_engine, one_line
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 TABLE_NAME = "predictions"
 META_TABLE_NAME = "workbench_store_meta"
 VERSION_KEY = "schema_version"
 REQUEST_ID_LEN = 64
 MODEL_NAME_LEN = 255
+ROLE_LEN = 16
+PRIMARY, SHADOW = "primary", "shadow"
+ROLES = (PRIMARY, SHADOW)
 PREPARE_HINT = "run `python -m workbench.store prepare --url URL` as the database's owner"
 
-# The columns of ``predictions`` in every version (none was renamed or dropped so far).
-COLUMNS = ("id", "request_id", "created_at", "model_name", "n_rows", "inputs", "outputs",
-           "latency_ms")
+# The columns of ``predictions`` in each version (none was renamed or dropped so far).
+V1_COLUMNS = ("id", "request_id", "created_at", "model_name", "n_rows", "inputs", "outputs",
+              "latency_ms")
+COLUMNS_BY_VERSION = {1: V1_COLUMNS, 2: V1_COLUMNS, 3: (*V1_COLUMNS, "role")}
+COLUMNS = COLUMNS_BY_VERSION[SCHEMA_VERSION]
 
 metadata = sa.MetaData()
 
@@ -50,6 +59,7 @@ predictions_table = sa.Table(
     sa.Column("inputs", sa.Text, nullable=False),
     sa.Column("outputs", sa.Text, nullable=False),
     sa.Column("latency_ms", sa.Float),
+    sa.Column("role", sa.String(ROLE_LEN), nullable=False, server_default=PRIMARY),
     sa.Index("ix_predictions_model_name_created_at", "model_name", "created_at"),
     sa.Index("ix_predictions_created_at", "created_at"),
 )
@@ -104,7 +114,7 @@ def read_state(conn: Connection) -> SchemaState:
     if not inspector.has_table(META_TABLE_NAME):
         if not has_predictions:
             return SchemaState(None, False)
-        if columns != set(COLUMNS):
+        if columns != set(V1_COLUMNS):
             raise StoreSchemaError(
                 f"the prediction store holds a '{TABLE_NAME}' table that is not the "
                 f"workbench's (columns {', '.join(sorted(columns))}; no schema version); "
@@ -122,8 +132,9 @@ def read_state(conn: Connection) -> SchemaState:
         raise StoreSchemaError(
             f"the prediction store has schema version {version}, newer than this workbench "
             f"knows ({SCHEMA_VERSION}); upgrade mlops-workbench to write to it")
-    if has_predictions and not set(COLUMNS) <= columns:
-        missing = ", ".join(sorted(set(COLUMNS) - columns))
+    expected = set(COLUMNS_BY_VERSION[version])
+    if has_predictions and not expected <= columns:
+        missing = ", ".join(sorted(expected - columns))
         raise StoreSchemaError(
             f"the prediction store's '{TABLE_NAME}' table lacks column(s) {missing} of "
             f"schema version {version}; point --log-url at another database")
@@ -218,7 +229,7 @@ def _steps_from(state: SchemaState) -> list[Callable[[Connection], None]]:
     """The migration steps from ``state`` to the current version, in order."""
     if state.version is None:
         return []  # create_all makes the current tables
-    steps: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2}
+    steps: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
     return [steps[version] for version in range(state.version, SCHEMA_VERSION)]
 
 
@@ -247,3 +258,13 @@ def _v1_to_v2(conn: Connection) -> None:
     conn.execute(sa.text(
         f"SELECT setval(pg_get_serial_sequence('{TABLE_NAME}', 'id'), "
         f"COALESCE(MAX(id), 0) + 1, false) FROM {TABLE_NAME}"))
+
+
+def _v2_to_v3(conn: Connection) -> None:
+    """Version 2 -> 3: the ``role`` column, NOT NULL with the server default, so the rows
+    already stored read as ``primary`` (they were all logged by the model that answered)."""
+    if "role" in {column["name"] for column in sa.inspect(conn).get_columns(TABLE_NAME)}:
+        return
+    conn.execute(sa.text(
+        f"ALTER TABLE {TABLE_NAME} ADD COLUMN role VARCHAR({ROLE_LEN}) NOT NULL "
+        f"DEFAULT '{PRIMARY}'"))

@@ -38,7 +38,7 @@ from sqlalchemy.engine import Engine
 from workbench.errors import ConfigError
 from workbench.store import schema
 from workbench.store.engine import create_engine, one_line, utc
-from workbench.store.schema import MODEL_NAME_LEN, REQUEST_ID_LEN, insert_target
+from workbench.store.schema import MODEL_NAME_LEN, PRIMARY, REQUEST_ID_LEN, ROLES, insert_target
 
 logger = logging.getLogger(__name__)
 
@@ -69,9 +69,11 @@ class PredictionRecord:
         columns: input column names, in signature order.
         inputs: column -> values, one list per column, all of the same length; floats may be NaN.
         outputs: one prediction per row (numbers, strings or lists).
-        latency_ms: time spent handling the request.
-        role: ``primary`` (the model that answered) or ``shadow`` (a challenger that scored
-            the same request off the response path).
+        latency_ms: time spent handling the request (for a shadow record: the shadow's own
+            scoring time).
+        role: ``primary`` when this model answered the request, ``shadow`` when it scored
+            the same request off the response path (logged under its own ``model_name``
+            with the primary record's ``request_id``).
     """
 
     request_id: str
@@ -81,7 +83,7 @@ class PredictionRecord:
     inputs: dict[str, list[Any]]
     outputs: list[Any]
     latency_ms: float
-    role: str = "primary"
+    role: str = PRIMARY
 
 
 @dataclass(frozen=True)
@@ -473,7 +475,10 @@ def _encode(record: PredictionRecord) -> dict[str, Any]:
     Raises:
         TypeError: a value is not JSON-able, or created_at is not a datetime.
         KeyError: a column named in ``columns`` has no values in ``inputs``.
+        ValueError: the role is not one the store knows.
     """
+    if record.role not in ROLES:
+        raise ValueError(f"role {record.role!r} is not one of {', '.join(ROLES)}")
     columns = [str(name) for name in record.columns]
     data = list(zip(*(record.inputs[name] for name in record.columns)))
     outputs = record.outputs
@@ -488,6 +493,7 @@ def _encode(record: PredictionRecord) -> dict[str, Any]:
                                default=_json_default).decode(),
         "outputs": orjson.dumps(outputs, option=_JSON_OPTIONS, default=_json_default).decode(),
         "latency_ms": None if record.latency_ms is None else float(record.latency_ms),
+        "role": record.role,
     }
 
 
