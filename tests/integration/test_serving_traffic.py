@@ -6,7 +6,9 @@ Every test starts a real server process and speaks real HTTP to it.
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -317,3 +319,17 @@ def test_a_shadow_scores_every_request_off_the_response_path(settings, models, r
     expected = challenger_model.predict(rows)
     by_request = dict(zip(shadow["request_id"], shadow["prediction"]))
     assert [by_request[h["x-request-id"]] for _, _, h in answers] == list(expected)
+
+    # What the shadow logged is what `monitor compare` pairs; `monitor replay` gets the same
+    # answer offline from the champion's logged inputs.
+    served = champion_model.predict(rows)
+    agreeing = int((served == expected).sum())
+    for command in (["compare", "shadowed@champion", "shadowed@challenger"],
+                    ["replay", "shadowed@challenger", "--against", "shadowed@champion"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "workbench.cli", "monitor", *command, "--json"],
+            capture_output=True, text=True, timeout=300,
+            env={**os.environ, **settings.as_env(), "WORKBENCH_PREDICTION_STORE": server.log_url})
+        assert done.returncode == 0, done.stderr[-2000:]
+        result = json.loads(done.stdout)
+        assert (result["paired"], result["agreeing"]) == (len(rows), agreeing), command

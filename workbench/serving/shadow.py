@@ -20,10 +20,10 @@ from typing import Any
 from workbench.serving.metrics import ServingMetrics
 from workbench.serving.model import ServedModel
 from workbench.serving.scorer import Prepared, merge_batches, split
+from workbench.store.schema import SHADOW
 from workbench.store.writer import PredictionRecord
 
 log = logging.getLogger("workbench.serving")
-SHADOW_ROLE = "shadow"
 
 
 class ShadowScorer:
@@ -127,4 +127,4 @@ class ShadowScorer:
                     request_id=prepared.request_id, created_at=prepared.created_at,
                     model_name=model.name, columns=prepared.batch.columns,
                     inputs=prepared.batch.values, outputs=outputs,
-                    latency_ms=per_row_ms * prepared.batch.rows, role=SHADOW_ROLE))
+                    latency_ms=per_row_ms * prepared.batch.rows, role=SHADOW))
