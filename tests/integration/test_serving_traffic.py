@@ -333,3 +333,17 @@ def test_a_shadow_scores_every_request_off_the_response_path(settings, models, r
         assert done.returncode == 0, done.stderr[-2000:]
         result = json.loads(done.stdout)
         assert (result["paired"], result["agreeing"]) == (len(rows), agreeing), command
+
+
+def test_follow_without_an_alias_and_an_incompatible_shadow_are_one_line(settings, models,
+                                                                         registry, tmp_path):
+    narrow, X3 = _iris(columns=IRIS_COLUMNS[:3])
+    _register(registry, ModelName("iristraffic", "v2", "20240101"), narrow, X3)
+    env = {**os.environ, **settings.as_env()}
+    for extra, says in ((["--follow"], "--follow"), (["--shadow", "iristraffic_v2_20240101"], "shadow")):
+        done = subprocess.run(
+            [sys.executable, "-m", "workbench.cli", "serve", "iristraffic_v1_20240101", "--no-log",
+             "--port", "1", *extra], capture_output=True, text=True, env=env, timeout=180)
+        errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+        assert done.returncode != 0 and len(errors) == 1 and says in errors[0], done.stderr[-2000:]
+        assert "Traceback" not in done.stderr

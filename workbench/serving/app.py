@@ -329,5 +329,9 @@ def _app_from_options(options: ServeOptions) -> ServingApp:
             options.log_url, batch_size=options.log_batch_size,
             flush_interval=options.log_flush_interval, max_backlog=options.log_max_backlog)
     shadow = ServedModel.from_registry(options.shadow, settings) if options.shadow else None
+    why = model.incompatibility(shadow) if shadow is not None else None
+    if why is not None and shadow is not None:
+        raise WorkbenchError(f"the shadow {shadow.name} cannot take the requests {model.name} "
+                             f"takes ({why}); shadow an instance with the same signature")
     return create_app(model, prediction_log=prediction_log, options=options, shadow=shadow,
                       settings=settings)
