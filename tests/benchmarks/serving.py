@@ -35,7 +35,7 @@ the temporary home) and its ``/metrics`` give the mean rows per ``predict`` call
   ``--shadow churn@challenger``, and the shadow's outcomes from ``/metrics``;
 * ``follow``: ``workbench serve churn@champion --follow --poll-s 1`` under 8 connections for
   15 s; after 5 s the benchmark (pinned to wrk's core meanwhile) registers
-  ``churn_v2_20240229`` (the same configuration fitted on February, fitted before the load)
+  ``churn_v2_20240229`` (the same configuration, fitted on February before the load starts)
   and moves ``champion`` to it; it reports errors, p99 and max over the run, and when
   ``/metadata`` named the new instance, and ``workbench_model_swaps_total``;
 * ``memory``: ``workbench serve churn_v2_20240131 --workers 2``, after a warm-up the RSS,
@@ -242,7 +242,7 @@ def register(registry, model, parts: tuple[str, str, str], X, experiment: str):
     return instance
 
 
-def iris_subject(registry, folder: Path, connections: list[int]) -> Subject:
+def iris_subject(registry, connections: list[int]) -> Subject:
     from sklearn.linear_model import LogisticRegression
 
     X, y = iris_frame()
@@ -532,6 +532,10 @@ def prepare(server: Server, subject: Subject, bench: Bench) -> None:
     """Check the answers, let the start-up settle, warm up (and drain the prediction log)."""
     check_answers(server, subject)
     wait_until_quiet([bench.platform_pid, server.process.pid])
+    warm_up(server, subject, bench)
+
+
+def warm_up(server: Server, subject: Subject, bench: Bench) -> None:
     per_payload = max(1, WARMUP_S // len(subject.scripts))
     for rows, script in subject.scripts.items():
         say(f"[{server.key}] warm-up: {rows} row(s), {TARGET_CONNECTIONS} connections, "
@@ -849,20 +853,27 @@ def memory(churn: Subject, bench: Bench) -> Section:
     import psutil
 
     server = bench.workbench("memory", churn.ref, workers=2)
+    def cpu_s(process) -> float:
+        times = process.cpu_times()
+        return times.user + times.system
+
     with running(server, bench):
-        prepare(server, churn, bench)
+        check_answers(server, churn)
+        wait_until_quiet([bench.platform_pid, server.process.pid])
         parent = psutil.Process(server.process.pid)
         # uvicorn's workers are spawned children of the supervisor (multiprocessing.spawn).
         workers = [p for p in parent.children()
                    if "spawn_main" in " ".join(p.cmdline())]
+        processes = [("supervisor", parent)] + [("worker", w) for w in workers]
+        cpu_before = [cpu_s(process) for _, process in processes]
+        warm_up(server, churn, bench)
         table = []
-        for role, process in [("supervisor", parent)] + [("worker", w) for w in workers]:
+        for (role, process), before in zip(processes, cpu_before):
             info = process.memory_full_info()
-            cpu = process.cpu_times()
             table.append((role, process.pid, info.rss / MB, getattr(info, "pss", float("nan")) / MB,
-                          info.uss / MB, cpu.user + cpu.system))
+                          info.uss / MB, cpu_s(process) - before))
     lines = [
-        "| process | pid | RSS MB | PSS MB | USS MB | CPU s used |",
+        "| process | pid | RSS MB | PSS MB | USS MB | CPU s in the warm-up |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     lines += [f"| {role} | {pid} | {rss:.0f} | {pss:.0f} | {uss:.0f} | {cpu:.1f} |"
@@ -877,8 +888,8 @@ def memory(churn: Subject, bench: Bench) -> Section:
         lines += ["", f"- Expected 2 worker processes, found {len(shown)}: "
                       f"{[' '.join(p.cmdline())[:80] for p in workers]}"]
     lines.append(f"- `{server.label}`, after a {WARMUP_S} s warm-up (1 and 100 rows at "
-                 f"{TARGET_CONNECTIONS} connections); CPU s used shows that both workers "
-                 "served.")
+                 f"{TARGET_CONNECTIONS} connections; the CPU column shows which workers "
+                 "served it).")
     return Section("Memory with --workers 2 (churn)", lines)
 
 
@@ -934,7 +945,7 @@ def main(argv: list[str] | None = None) -> int:
             months = churn_months(settings)
             subjects["churn"] = churn_subject(bench.registry, months, "shadow" in only)
         if "iris" in only:
-            subjects["iris"] = iris_subject(bench.registry, folder, connections)
+            subjects["iris"] = iris_subject(bench.registry, connections)
         for subject in subjects.values():
             subject.scripts = {rows: write_lua(folder, f"{subject.key}_{rows}", body)
                                for rows, body in subject.bodies.items()}
