@@ -1,31 +1,52 @@
 #!/usr/bin/env python
-"""Benchmark: ``workbench serve`` against ``mlflow models serve`` on the same model.
+"""Benchmark: ``workbench serve`` against ``mlflow models serve`` on the same models.
 
 Run by hand, never by pytest (the file name does not start with ``test_`` and it defines no
 test functions)::
 
-    python tests/benchmarks/serving.py [--duration S]
+    python tests/benchmarks/serving.py [--duration S] [--only SECTION,...]
 
 In one run on this machine it starts a real embedded platform (an ``mlflow server`` in a
-temporary directory, stopped again on the way out), registers an iris LogisticRegression as
-``iris_v1_20240101`` and serves it twice, one server at a time, each with one worker and
-pinned to one core (``taskset -c 0``; children inherit the affinity):
+temporary directory, stopped again on the way out) and registers:
 
-* ``mlflow models serve -m models:/iris/1 --env-manager local -w 1`` (as shipped, so with
-  uvicorn's access log on, written to a file);
-* ``workbench serve iris_v1_20240101 --workers 1`` with prediction logging ON (the default
-  SQLite store under the temporary home).
+* the demo's champion, ``churn_v2_20240131``: its v2 configuration (``workbench.demo.cycle``:
+  a ColumnTransformer with imputer + scaler and one-hot, then HistGradientBoostingClassifier)
+  fitted on January of the demo data (generated locally by ``workbench.demo.data``), with
+  aliases ``champion`` (it) and ``challenger`` (``churn_v1_20240131``, the demo's v1: the same
+  preprocessing and a LogisticRegression);
+* an iris LogisticRegression as ``iris_v1_20240101``.
 
-``wrk`` (one thread, pinned to the other core) posts ``dataframe_split`` JSON with 1 row and
-with 100 rows at 1, 8 and 32 connections, after a 2 s warm-up per server. Before measuring,
-one request per payload checks that both servers answer 200 with one prediction per row (and
-the same predictions). After workbench's runs the script reads its ``/metrics`` (rows
-predicted, prediction-log backlog/dropped/written) and waits for the backlog to drain.
+Every server runs alone on one core (``taskset -c 0``; children inherit the affinity) and
+``wrk`` (one thread) on the other, after a 2 s warm-up per server and one request per payload
+that checks the answers (200, one prediction per row, the same predictions as the fitted
+model in this process). Workbench always logs its predictions (the default SQLite store under
+the temporary home) and its ``/metrics`` give the mean rows per ``predict`` call of each cell
+(``workbench_batch_rows`` _sum/_count deltas: batching at work). The sections (``--only``):
 
-The markdown table goes to stdout, progress to stderr. Targets (from the issue; MLflow anchor
-measured before: 410 req/s, p50 15 ms, p99 91 ms for 1 row at 8 connections on one core):
-1 row at 8 connections, workbench >= 5x MLflow's req/s with p99 under 10 ms; 100 rows at
-8 connections, >= 3x. A cell with socket errors or non-2xx answers is flagged, never hidden,
+* ``churn``: ``mlflow models serve -m models:/churn/N --env-manager local -w 1`` (as shipped,
+  so with uvicorn's access log on, written to a file) and ``workbench serve churn_v2_20240131
+  --workers 1``; ``dataframe_split`` JSON with the demo's real columns (numbers and strings,
+  as ``DataFrame.to_json(orient="split")`` writes them): 1 row at 1, 8 and 32 connections,
+  100 rows at 8;
+* ``iris``: the same two servers on the iris model, 1 row and 100 rows at 1, 8 and 32;
+* ``batching``: churn, 1 row, 1 connection, workbench as shipped against ``--max-batch-rows
+  1`` (a batch never holds more than one request), plus batching off at 8 connections;
+* ``shadow``: churn, 1 row, 1 connection, ``workbench serve churn@champion`` with and without
+  ``--shadow churn@challenger``, and the shadow's outcomes from ``/metrics``;
+* ``follow``: ``workbench serve churn@champion --follow --poll-s 1`` under 8 connections for
+  15 s; after 5 s the benchmark (pinned to wrk's core meanwhile) registers
+  ``churn_v2_20240229`` (the same configuration, fitted on February before the load starts)
+  and moves ``champion`` to it; it reports errors, p99 and max over the run, and when
+  ``/metadata`` named the new instance, and ``workbench_model_swaps_total``;
+* ``memory``: ``workbench serve churn_v2_20240131 --workers 2``, after a warm-up the RSS,
+  PSS and USS of each worker process (psutil).
+
+The markdown tables go to stdout, progress to stderr. Targets (from the issue), each a
+PASS/FAIL line: churn 1 row at 8 connections >= 5x MLflow's req/s with p99 < 25 ms; at 32
+connections >= 8x; churn 100 rows at 8 connections >= 3x; iris 1 row at 8 connections >= 8x
+with p99 < 5 ms; batching costs at most 0.2 ms at p50 (1 connection); the shadow moves the
+champion's p50 by at most 1 ms (1 connection); no failed request during the ``--follow`` swap,
+and the swap happened. A cell with socket errors or non-2xx answers is flagged, never hidden,
 and fails its target.
 """
 from __future__ import annotations
@@ -43,20 +64,44 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from _proc import cpu_ticks, say, wait_until_quiet
+# packaging.py beside this script shadows the `packaging` library MLflow imports: put this
+# folder last on the path, where only _proc is found in it.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(_HERE)]
 
-FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-MODEL = ("iris", "v1", "20240101")
+from _proc import cpu_ticks, say, wait_until_quiet  # noqa: E402
+
+SECTIONS = ("churn", "iris", "batching", "shadow", "follow", "memory")
+IRIS_FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+IRIS = ("iris", "v1", "20240101")
+# The demo's names (workbench.demo.cycle): v2 (gradient boosting) is the champion, v1
+# (logistic regression) the challenger, v2 retrained on February the champion's successor.
+CHURN_CHAMPION = ("churn", "v2", "20240131")
+CHURN_CHALLENGER = ("churn", "v1", "20240131")
+CHURN_RETRAINED = ("churn", "v2", "20240229")
+CHURN_ROWS = 5000  # customers per month, as the demo writes them
 TARGET_CONNECTIONS = 8
-TARGET_1ROW_RATIO = 5.0
-TARGET_1ROW_P99_MS = 10.0
-TARGET_100ROW_RATIO = 3.0
+# (model, rows, connections, least workbench/MLflow req/s ratio, p99 ceiling in ms or None)
+RATIO_TARGETS = (
+    ("churn", 1, 8, 5.0, 25.0),
+    ("churn", 1, 32, 8.0, None),
+    ("churn", 100, 8, 3.0, None),
+    ("iris", 1, 8, 8.0, 5.0),
+)
+TARGET_BATCHING_P50_MS = 0.2
+TARGET_SHADOW_P50_MS = 1.0
+FOLLOW_S = 15
+FOLLOW_SWAP_AT_S = 5
+FOLLOW_POLL_S = 1
 WARMUP_S = 2
 STARTUP_TIMEOUT_S = 180.0
 WRK_TIMEOUT = "10s"
+MB = 1024 * 1024
 
 
 # -- wrk ---------------------------------------------------------------------------------------
@@ -69,10 +114,12 @@ class Cell:
     rps: float
     p50_ms: float
     p99_ms: float
+    max_ms: float
     requests: int
     non_2xx: int = 0
     socket_errors: dict[str, int] = field(default_factory=dict)
     others_share: float = float("nan")  # of the server's core, used by anything but the server
+    batch_rows: float = float("nan")  # mean rows per predict call (workbench's /metrics)
 
     @property
     def errors(self) -> str:
@@ -108,6 +155,7 @@ def parse_wrk(output: str, rows: int, connections: int) -> Cell:
         rps=float(find(r"^Requests/sec:\s*([\d.]+)").group(1)),
         p50_ms=latency_ms(find(r"^\s*50%\s+(\S+)").group(1)),
         p99_ms=latency_ms(find(r"^\s*99%\s+(\S+)").group(1)),
+        max_ms=latency_ms(find(r"^\s*Latency\s+\S+\s+\S+\s+(\S+)").group(1)),
         requests=int(find(r"^\s*(\d+) requests in").group(1)),
         non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
         socket_errors=dict(zip(("connect", "read", "write", "timeout"),
@@ -115,25 +163,40 @@ def parse_wrk(output: str, rows: int, connections: int) -> Cell:
     )
 
 
-def run_wrk(url: str, script: Path, connections: int, seconds: int, core: int) -> str:
+def start_wrk(url: str, script: Path, connections: int, seconds: int,
+              core: int) -> subprocess.Popen:
     argv = ["taskset", "-c", str(core), "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
             "--timeout", WRK_TIMEOUT, "--latency", "-s", str(script), f"{url}/invocations"]
-    done = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} exited with {done.returncode}:\n"
-                           f"{done.stderr or done.stdout}")
-    return done.stdout
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)
+
+
+def finish_wrk(wrk: subprocess.Popen) -> str:
+    out, err = wrk.communicate()
+    if wrk.returncode != 0:
+        raise RuntimeError(f"{' '.join(wrk.args)} exited with {wrk.returncode}:\n{err or out}")
+    return out
+
+
+def run_wrk(url: str, script: Path, connections: int, seconds: int, core: int) -> str:
+    return finish_wrk(start_wrk(url, script, connections, seconds, core))
 
 
 def payload(frame) -> bytes:
+    """iris: all four columns are floats."""
     return json.dumps({"dataframe_split": {
         "columns": list(frame.columns),
         "data": [[float(v) for v in row] for row in frame.itertuples(index=False)],
     }}).encode()
 
 
-def write_lua(folder: Path, rows: int, body: bytes) -> Path:
-    script = folder / f"post_{rows}.lua"
+def split_payload(frame) -> bytes:
+    """Any frame as pandas writes it: ints stay ints, strings strings, NaN null."""
+    return ('{"dataframe_split": ' + frame.to_json(orient="split", index=False) + "}").encode()
+
+
+def write_lua(folder: Path, name: str, body: bytes) -> Path:
+    script = folder / f"post_{name}.lua"
     script.write_text(
         'wrk.method = "POST"\n'
         'wrk.headers["Content-Type"] = "application/json"\n'
@@ -141,31 +204,102 @@ def write_lua(folder: Path, rows: int, body: bytes) -> Path:
     return script
 
 
-# -- the model and the platform ------------------------------------------------------------------
+# -- the models and the platform -----------------------------------------------------------------
+@dataclass
+class Subject:
+    """A model as both servers serve it, with its payloads and the cells measured on it."""
+
+    key: str
+    title: str
+    mlflow_uri: str
+    ref: str  # workbench's full name
+    bodies: dict[int, bytes]  # rows -> request body
+    expected: dict[int, list]  # rows -> the fitted model's predictions, in this process
+    plan: list[tuple[int, int]]  # (rows, connections) per cell
+    scripts: dict[int, Path] = field(default_factory=dict)
+
+
 def iris_frame():
     from sklearn.datasets import load_iris
 
     iris = load_iris(as_frame=True)
     frame = iris.data.copy()
-    frame.columns = FEATURES
+    frame.columns = IRIS_FEATURES
     return frame, iris.target
 
 
-def register_iris(settings) -> None:
-    from sklearn.linear_model import LogisticRegression
-
+def register(registry, model, parts: tuple[str, str, str], X, experiment: str):
     from workbench import tracking
     from workbench.naming import ModelName
-    from workbench.registry import Registry
+
+    name = ModelName(*parts)
+    run_id = tracking.start_run(registry.client, experiment, str(name), {})
+    # MLflow may print run links on stdout; keep stdout for the tables.
+    with contextlib.redirect_stdout(sys.stderr):
+        instance = registry.register(model, name, run_id=run_id, input_example=X)
+        registry.client.set_terminated(run_id)
+    say(f"registered {name} as models:/{instance.registered_model}/{instance.number}")
+    return instance
+
+
+def iris_subject(registry, connections: list[int]) -> Subject:
+    from sklearn.linear_model import LogisticRegression
 
     X, y = iris_frame()
     model = LogisticRegression(max_iter=500).fit(X, y)
-    registry = Registry(settings)
-    name = ModelName(*MODEL)
-    run_id = tracking.start_run(registry.client, "iris", str(name), {})
-    instance = registry.register(model, name, run_id=run_id, input_example=X)
-    registry.client.set_terminated(run_id)
-    say(f"registered {name} as models:/{instance.registered_model}/{instance.number}")
+    instance = register(registry, model, IRIS, X, "iris")
+    frames = {1: X.iloc[[0]], 100: X.sample(100, random_state=0)}
+    return Subject(
+        "iris", "iris LogisticRegression (4 float columns)",
+        f"models:/{instance.registered_model}/{instance.number}", "_".join(IRIS),
+        {rows: payload(f) for rows, f in frames.items()},
+        {rows: model.predict(f).tolist() for rows, f in frames.items()},
+        [(rows, c) for rows in frames for c in connections])
+
+
+def churn_months(settings) -> dict[str, Any]:
+    """January and February of the demo data, written as the demo writes them, read back."""
+    import pandas as pd
+
+    from workbench.demo.data import demo_data_path, write_demo_data
+
+    months = ("20240131", "20240229")
+    write_demo_data(settings.data_dir, months=months, rows=CHURN_ROWS, progress=say)
+    return {m: pd.read_csv(demo_data_path(settings.data_dir, m)) for m in months}
+
+
+def churn_model(version: str, frame):
+    """The demo's configuration ``version`` fitted on ``frame``; returns (model, X)."""
+    from workbench.demo.cycle import CONFIGURATIONS
+    from workbench.demo.data import TARGET
+    from workbench.demo.training import build_pipeline, select_features
+
+    config = CONFIGURATIONS[version]
+    columns = select_features(config["features"])
+    model = build_pipeline(config["algorithm"], columns, config["hyperparameters"])
+    X = frame[columns]
+    return model.fit(X, frame[TARGET]), X
+
+
+def churn_subject(registry, months: dict[str, Any], challenger: bool) -> Subject:
+    model, X = churn_model(CHURN_CHAMPION[1], months[CHURN_CHAMPION[2]])
+    instance = register(registry, model, CHURN_CHAMPION, X, "churn")
+    client = registry.client
+    client.set_registered_model_alias("churn", "champion", str(instance.number))
+    if challenger:
+        other, X_other = churn_model(CHURN_CHALLENGER[1], months[CHURN_CHALLENGER[2]])
+        second = register(registry, other, CHURN_CHALLENGER, X_other, "churn")
+        client.set_registered_model_alias("churn", "challenger", str(second.number))
+    say(f"aliases: churn@champion -> {'_'.join(CHURN_CHAMPION)}"
+        + (f", churn@challenger -> {'_'.join(CHURN_CHALLENGER)}" if challenger else ""))
+    frames = {1: X.iloc[[0]], 100: X.sample(100, random_state=0)}
+    return Subject(
+        "churn", "the demo's champion: ColumnTransformer (imputer + scaler, one-hot) + "
+        "HistGradientBoostingClassifier, 6 numeric and 3 string columns",
+        f"models:/{instance.registered_model}/{instance.number}", "_".join(CHURN_CHAMPION),
+        {rows: split_payload(f) for rows, f in frames.items()},
+        {rows: model.predict(f).tolist() for rows, f in frames.items()},
+        [(1, 1), (1, 8), (1, 32), (100, 8)])
 
 
 def core_busy_ticks(core: int) -> int:
@@ -188,6 +322,10 @@ class Server:
     port: int
     log: Path
     process: subprocess.Popen | None = None
+
+    @property
+    def kind(self) -> str:
+        return "mlflow" if self.key.startswith("mlflow") else "workbench"
 
     @property
     def url(self) -> str:
@@ -271,31 +409,60 @@ def base_env() -> dict[str, str]:
     return env
 
 
-def build_servers(settings, folder: Path, core: int) -> list[Server]:
-    from workbench.pytest_plugin import free_port
-
-    pin = ["taskset", "-c", str(core)]
-    mlflow_port, workbench_port = free_port(), free_port()
-    while workbench_port == mlflow_port:
-        workbench_port = free_port()
-    mlflow_env = {**base_env(), "MLFLOW_TRACKING_URI": settings.tracking_uri}
-    workbench_env = {**base_env(), **settings.as_env()}
-    return [
-        Server("mlflow", "mlflow models serve",
-               [*pin, sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/iris/1",
-                "--env-manager", "local", "-w", "1", "-h", "127.0.0.1", "-p", str(mlflow_port)],
-               mlflow_env, "/ping", mlflow_port, folder / "mlflow-serve.log"),
-        Server("workbench", "workbench serve",
-               [*pin, sys.executable, "-m", "workbench.cli", "serve", "_".join(MODEL),
-                "--port", str(workbench_port), "--workers", "1", "--max-rows", "10000"],
-               workbench_env, "/ready", workbench_port, folder / "workbench-serve.log"),
-    ]
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        return json.loads(reply.read())
 
 
-def check_answers(server: Server, bodies: dict[int, bytes]) -> dict[int, list]:
-    """One request per payload: 200 and one prediction per row, or the benchmark stops."""
-    answers = {}
-    for rows, body in bodies.items():
+@dataclass
+class Bench:
+    """What every section needs: where, how long, which cores."""
+
+    settings: Any
+    registry: Any
+    folder: Path
+    duration: int
+    server_core: int
+    load_core: int
+    platform_pid: int
+
+    def mlflow(self, subject: Subject) -> Server:
+        from workbench.pytest_plugin import free_port
+
+        port = free_port()
+        return Server(
+            f"mlflow-{subject.key}", "mlflow models serve",
+            ["taskset", "-c", str(self.server_core), sys.executable, "-m", "mlflow", "models",
+             "serve", "-m", subject.mlflow_uri, "--env-manager", "local", "-w", "1",
+             "-h", "127.0.0.1", "-p", str(port)],
+            {**base_env(), "MLFLOW_TRACKING_URI": self.settings.tracking_uri}, "/ping", port,
+            self.folder / f"mlflow-{subject.key}.log")
+
+    def workbench(self, key: str, ref: str, *options: str, workers: int = 1) -> Server:
+        from workbench.pytest_plugin import free_port
+
+        port = free_port()
+        argv = ["taskset", "-c", str(self.server_core), sys.executable, "-m", "workbench.cli",
+                "serve", ref, "--port", str(port), "--workers", str(workers),
+                "--max-rows", "10000", *options]
+        label = " ".join(["workbench serve", ref, *options]
+                         + (["--workers", str(workers)] if workers != 1 else []))
+        return Server(f"workbench-{key}", label, argv, {**base_env(), **self.settings.as_env()},
+                      "/ready", port, self.folder / f"workbench-{key}.log")
+
+
+@contextlib.contextmanager
+def running(server: Server, bench: Bench) -> Iterator[Server]:
+    server.start(bench.folder)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def check_answers(server: Server, subject: Subject) -> None:
+    """One request per payload: 200 and the fitted model's predictions, or the benchmark stops."""
+    for rows, body in subject.bodies.items():
         status, reply = post(server.url + "/invocations", body)
         try:
             predictions = json.loads(reply)["predictions"]
@@ -304,8 +471,10 @@ def check_answers(server: Server, bodies: dict[int, bytes]) -> dict[int, list]:
         if status != 200 or not isinstance(predictions, list) or len(predictions) != rows:
             raise RuntimeError(f"{server.label}: {rows}-row request answered {status}: "
                                f"{reply[:300]!r}")
-        answers[rows] = predictions
-    return answers
+        if predictions != subject.expected[rows]:
+            raise RuntimeError(f"{server.label}: the {rows}-row predictions differ from the "
+                               f"fitted model's: {predictions[:10]} vs "
+                               f"{subject.expected[rows][:10]}")
 
 
 # -- workbench's /metrics --------------------------------------------------------------------------
@@ -329,6 +498,13 @@ def metric(values: dict[str, float], name: str) -> float:
     return values.get(name + "_total", values.get(name, float("nan")))
 
 
+def labelled(values: dict[str, float], name: str, label: str) -> str:
+    """``a: 3, b: 0`` for the series ``name{label="..."}``."""
+    pattern = re.compile(re.escape(name) + r"\{" + label + r'="([^"]*)"\}')
+    found = [(m.group(1), v) for k, v in sorted(values.items()) if (m := pattern.fullmatch(k))]
+    return ", ".join(f"{what}: {v:.0f}" for what, v in found) or "none"
+
+
 def wait_for_backlog(url: str, limit_s: float = 120.0) -> dict[str, float]:
     deadline = time.monotonic() + limit_s
     while True:
@@ -343,6 +519,7 @@ def wait_for_backlog(url: str, limit_s: float = 120.0) -> dict[str, float]:
 # -- measuring -------------------------------------------------------------------------------------
 @dataclass
 class LogSnapshot:
+    model: str
     rows: int
     connections: int
     predicted: float
@@ -351,43 +528,79 @@ class LogSnapshot:
     dropped: float
 
 
-def measure(server: Server, scripts: dict[int, Path], connections: list[int], duration: int,
-            core: int, server_core: int) -> tuple[list[Cell], list[LogSnapshot]]:
-    per_payload = max(1, WARMUP_S // len(scripts))
-    for rows, script in scripts.items():
+def prepare(server: Server, subject: Subject, bench: Bench) -> None:
+    """Check the answers, let the start-up settle, warm up (and drain the prediction log)."""
+    check_answers(server, subject)
+    wait_until_quiet([bench.platform_pid, server.process.pid])
+    warm_up(server, subject, bench)
+
+
+def warm_up(server: Server, subject: Subject, bench: Bench) -> None:
+    per_payload = max(1, WARMUP_S // len(subject.scripts))
+    for rows, script in subject.scripts.items():
         say(f"[{server.key}] warm-up: {rows} row(s), {TARGET_CONNECTIONS} connections, "
             f"{per_payload} s")
-        run_wrk(server.url, script, TARGET_CONNECTIONS, per_payload, core)
-    if server.key == "workbench":
+        run_wrk(server.url, script, TARGET_CONNECTIONS, per_payload, bench.load_core)
+    if server.kind == "workbench":
         wait_for_backlog(server.url)
-    cells, snapshots = [], []
-    for rows, script in scripts.items():
-        for c in connections:
-            # Other processes (not pinned away from the server's core) and interrupts steal
-            # time from the server and stretch its tail; measure how much, per cell.
-            started, busy = time.monotonic(), core_busy_ticks(server_core)
-            own = cpu_ticks(server.process.pid)
-            cell = parse_wrk(run_wrk(server.url, script, c, duration, core), rows, c)
-            other_ticks = (core_busy_ticks(server_core) - busy) - (cpu_ticks(server.process.pid) - own)
-            cell.others_share = max(0.0, other_ticks / os.sysconf("SC_CLK_TCK")
-                                    / (time.monotonic() - started))
-            cells.append(cell)
-            flag = f"  ERRORS: {cell.errors}" if cell.errors else ""
-            say(f"[{server.key}] {rows:>3} row(s), {c:>2} connections: {cell.rps:8.0f} req/s, "
-                f"p50 {cell.p50_ms:.2f} ms, p99 {cell.p99_ms:.2f} ms "
-                f"({cell.requests} requests; others used {cell.others_share:.0%} of core "
-                f"{server_core}){flag}")
-            if server.key == "workbench":
-                # Read at the end of the cell (before draining), then let the next cell start
-                # with an empty backlog, so that no cell pays for another's writes.
-                values = read_metrics(server.url)
+
+
+def one_cell(server: Server, subject: Subject, rows: int, connections: int, seconds: int,
+             bench: Bench, during: Callable[[subprocess.Popen, float], None] | None = None,
+             ) -> Cell:
+    """One wrk run; ``during(wrk, started)`` runs while it loads the server."""
+    before = read_metrics(server.url) if server.kind == "workbench" else {}
+    # Other processes (not pinned away from the server's core) and interrupts steal time
+    # from the server and stretch its tail; measure how much, per cell.
+    started, busy = time.monotonic(), core_busy_ticks(bench.server_core)
+    own = cpu_ticks(server.process.pid)
+    wrk = start_wrk(server.url, subject.scripts[rows], connections, seconds, bench.load_core)
+    try:
+        if during is not None:
+            during(wrk, started)
+        output = finish_wrk(wrk)
+    finally:
+        if wrk.poll() is None:
+            wrk.kill()
+            wrk.wait()
+    cell = parse_wrk(output, rows, connections)
+    other = (core_busy_ticks(bench.server_core) - busy) - (cpu_ticks(server.process.pid) - own)
+    cell.others_share = max(0.0, other / os.sysconf("SC_CLK_TCK") / (time.monotonic() - started))
+    if server.kind == "workbench":
+        after = read_metrics(server.url)
+        calls = after.get("workbench_batch_rows_count", 0) - before.get(
+            "workbench_batch_rows_count", 0)
+        predicted = after.get("workbench_batch_rows_sum", 0) - before.get(
+            "workbench_batch_rows_sum", 0)
+        cell.batch_rows = predicted / calls if calls else float("nan")
+    flag = f"  ERRORS: {cell.errors}" if cell.errors else ""
+    say(f"[{server.key}] {rows:>3} row(s), {connections:>2} connections: {cell.rps:8.0f} req/s, "
+        f"p50 {cell.p50_ms:.2f} ms, p99 {cell.p99_ms:.2f} ms, {cell.batch_rows:.1f} rows per "
+        f"predict ({cell.requests} requests; others used {cell.others_share:.0%} of core "
+        f"{bench.server_core}){flag}")
+    return cell
+
+
+def measure(server: Server, subject: Subject, plan: list[tuple[int, int]], bench: Bench,
+            snapshots: list[LogSnapshot] | None = None) -> dict[tuple[int, int], Cell]:
+    """``plan``'s cells on a started server, after ``prepare``."""
+    prepare(server, subject, bench)
+    cells = {}
+    for rows, connections in plan:
+        cells[(rows, connections)] = one_cell(server, subject, rows, connections,
+                                              bench.duration, bench)
+        if server.kind == "workbench":
+            # Read at the end of the cell (before draining), then let the next cell start
+            # with an empty backlog, so that no cell pays for another's writes.
+            values = read_metrics(server.url)
+            if snapshots is not None:
                 snapshots.append(LogSnapshot(
-                    rows, c, metric(values, "workbench_rows_predicted"),
+                    subject.key, rows, connections, metric(values, "workbench_rows_predicted"),
                     metric(values, "workbench_prediction_log_backlog"),
                     metric(values, "workbench_prediction_log_written"),
                     metric(values, "workbench_prediction_log_dropped")))
-                wait_for_backlog(server.url)
-    return cells, snapshots
+            wait_for_backlog(server.url)
+    return cells
 
 
 def ratio(ours: Cell, theirs: Cell) -> float:
@@ -398,88 +611,310 @@ def fmt(value: float, digits: int = 2) -> str:
     return f"{value:.{digits}f}"
 
 
-def report(results: dict[str, list[Cell]], snapshots: list[LogSnapshot],
-           final: dict[str, float], same_predictions: bool) -> tuple[str, bool]:
-    ml = {(c.rows, c.connections): c for c in results["mlflow"]}
-    wb = {(c.rows, c.connections): c for c in results["workbench"]}
+def verdict(ok: bool) -> str:
+    return f"**{'PASS' if ok else 'FAIL'}**"
+
+
+def clean(*cells: Cell) -> bool:
+    return not any(c.errors for c in cells)
+
+
+def errors_of(**cells: Cell) -> str:
+    return "; ".join(f"{name}: {cell.errors}" for name, cell in cells.items()
+                     if cell.errors) or "none"
+
+
+@dataclass
+class Section:
+    """A section's markdown and its targets' outcomes."""
+
+    title: str
+    lines: list[str]
+    targets: list[bool] = field(default_factory=list)
+
+
+# -- the sections ----------------------------------------------------------------------------------
+def compare(subjects: list[Subject], bench: Bench) -> Section:
+    """``mlflow models serve`` and ``workbench serve`` on each subject, one server at a time."""
+    results: dict[str, dict[str, dict[tuple[int, int], Cell]]] = {}
+    snapshots: list[LogSnapshot] = []
+    finals: dict[str, dict[str, float]] = {}
+    for subject in subjects:
+        results[subject.key] = {}
+        for server in (bench.mlflow(subject), bench.workbench(subject.key, subject.ref)):
+            with running(server, bench):
+                results[subject.key][server.kind] = measure(server, subject, subject.plan,
+                                                            bench, snapshots)
+                if server.kind == "workbench":
+                    finals[subject.key] = wait_for_backlog(server.url)
     lines = [
-        "| rows | connections | mlflow req/s | mlflow p50 ms | mlflow p99 ms | workbench req/s "
-        "| workbench p50 ms | workbench p99 ms | ratio | errors | server core used by others "
+        "| model | rows | connections | mlflow req/s | mlflow p50 ms | mlflow p99 ms "
+        "| workbench req/s | workbench p50 ms | workbench p99 ms | ratio "
+        "| workbench rows per predict | errors | server core used by others "
         "(mlflow / workbench run) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
-    for key, m in ml.items():
-        w = wb[key]
-        errors = "; ".join(f"{name}: {cell.errors}" for name, cell in
-                           (("mlflow", m), ("workbench", w)) if cell.errors) or "none"
-        lines.append(f"| {key[0]} | {key[1]} | {fmt(m.rps, 0)} | {fmt(m.p50_ms)} | "
-                     f"{fmt(m.p99_ms)} | {fmt(w.rps, 0)} | {fmt(w.p50_ms)} | {fmt(w.p99_ms)} | "
-                     f"{ratio(w, m):.2f}x | {errors} | {m.others_share:.0%} / "
-                     f"{w.others_share:.0%} |")
-
-    def clean(*cells: Cell) -> bool:
-        return not any(c.errors for c in cells)
-
-    m1, w1 = ml[(1, TARGET_CONNECTIONS)], wb[(1, TARGET_CONNECTIONS)]
-    m100, w100 = ml[(100, TARGET_CONNECTIONS)], wb[(100, TARGET_CONNECTIONS)]
-    ratio1, ratio100 = ratio(w1, m1), ratio(w100, m100)
-    ok1 = ratio1 >= TARGET_1ROW_RATIO and w1.p99_ms < TARGET_1ROW_P99_MS and clean(m1, w1)
-    ok100 = ratio100 >= TARGET_100ROW_RATIO and clean(m100, w100)
-    others = ", ".join(f"{c} connections {ratio(wb[(100, c)], ml[(100, c)]):.2f}x"
-                       for (rows, c) in ml if rows == 100 and c != TARGET_CONNECTIONS)
+    for key, by_server in results.items():
+        for cell_key, m in by_server["mlflow"].items():
+            w = by_server["workbench"][cell_key]
+            lines.append(
+                f"| {key} | {cell_key[0]} | {cell_key[1]} | {fmt(m.rps, 0)} | {fmt(m.p50_ms)} "
+                f"| {fmt(m.p99_ms)} | {fmt(w.rps, 0)} | {fmt(w.p50_ms)} | {fmt(w.p99_ms)} "
+                f"| {ratio(w, m):.2f}x | {fmt(w.batch_rows, 1)} "
+                f"| {errors_of(mlflow=m, workbench=w)} "
+                f"| {m.others_share:.0%} / {w.others_share:.0%} |")
+    lines.append("")
+    targets = []
+    for key, rows, connections, least, p99 in RATIO_TARGETS:
+        if key not in results:
+            continue
+        m, w = (results[key][kind][(rows, connections)] for kind in ("mlflow", "workbench"))
+        ok = ratio(w, m) >= least and clean(m, w) and (p99 is None or w.p99_ms < p99)
+        targets.append(ok)
+        lines.append(
+            f"- Target {key}, {rows} row(s), {connections} connections: workbench >= {least:g}x "
+            f"MLflow's req/s{f' with p99 < {p99:g} ms' if p99 else ''}, no errors: ratio "
+            f"{ratio(w, m):.2f}x, p99 {w.p99_ms:.2f} ms: {verdict(ok)}")
+    for subject in subjects:
+        lines.append(f"- {subject.key}: {subject.title}; both servers gave the fitted model's "
+                     f"predictions for the check requests (1 and 100 rows).")
     lines += [
-        "",
-        f"- Target 1 row, {TARGET_CONNECTIONS} connections: workbench >= {TARGET_1ROW_RATIO:g}x "
-        f"MLflow's req/s with p99 < {TARGET_1ROW_P99_MS:g} ms, no errors: ratio {ratio1:.2f}x, "
-        f"p99 {w1.p99_ms:.2f} ms: **{'PASS' if ok1 else 'FAIL'}**",
-        f"- Target 100 rows, {TARGET_CONNECTIONS} connections: workbench >= "
-        f"{TARGET_100ROW_RATIO:g}x MLflow's req/s, no errors: ratio {ratio100:.2f}x: "
-        f"**{'PASS' if ok100 else 'FAIL'}** (other concurrencies: {others})",
-        f"- Both servers gave the same predictions for the check requests: "
-        f"{'yes' if same_predictions else 'NO'}",
+        "- \"Rows per predict\": mean rows per predict call during the cell "
+        "(workbench_batch_rows _sum/_count); above the request's rows, requests were merged.",
         "- \"Server core used by others\": the share of the server's core busy with anything "
         "but the server under test during the cell (other processes, interrupts, loopback "
         "networking); a high share means the numbers, p99 first, are disturbed.",
         "",
-        "Workbench prediction log (cumulative, read from /metrics at the end of each cell, "
-        "before the backlog drained):",
+        "Workbench prediction log (cumulative per server, read from /metrics at the end of each "
+        "cell, before the backlog drained):",
         "",
-        "| rows | connections | rows predicted | log written | log backlog | log dropped |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| model | rows | connections | rows predicted | log written | log backlog "
+        "| log dropped |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    lines += [f"| {s.rows} | {s.connections} | {s.predicted:.0f} | {s.written:.0f} | "
-              f"{s.backlog:.0f} | {s.dropped:.0f} |" for s in snapshots]
-    statuses = ", ".join(f"{re.sub(r'[^0-9]', '', k)}: {v:.0f}"
-                         for k, v in sorted(final.items())
-                         if k.startswith("workbench_requests_total{"))
-    lines += [
+    lines += [f"| {s.model} | {s.rows} | {s.connections} | {s.predicted:.0f} | {s.written:.0f} "
+              f"| {s.backlog:.0f} | {s.dropped:.0f} |" for s in snapshots]
+    lines.append("")
+    for key, final in finals.items():
+        lines.append(
+            f"- {key}, after draining: rows predicted "
+            f"{metric(final, 'workbench_rows_predicted'):.0f}, prediction log written "
+            f"{metric(final, 'workbench_prediction_log_written'):.0f}, backlog "
+            f"{metric(final, 'workbench_prediction_log_backlog'):.0f}, dropped "
+            f"{metric(final, 'workbench_prediction_log_dropped'):.0f}, write errors "
+            f"{metric(final, 'workbench_prediction_log_write_errors'):.0f}; requests by "
+            f"status: {labelled(final, 'workbench_requests_total', 'status')}.")
+    title = "workbench serve against mlflow models serve (one worker each)"
+    return Section(title, lines, targets)
+
+
+def variant_table(rows: list[tuple[str, Cell]]) -> list[str]:
+    lines = [
+        "| server | rows | connections | req/s | p50 ms | p99 ms | max ms | rows per predict "
+        "| errors | server core used by others |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+    ]
+    lines += [f"| `{label}` | {c.rows} | {c.connections} | {fmt(c.rps, 0)} | {fmt(c.p50_ms)} "
+              f"| {fmt(c.p99_ms)} | {fmt(c.max_ms)} | {fmt(c.batch_rows, 1)} "
+              f"| {c.errors or 'none'} | {c.others_share:.0%} |" for label, c in rows]
+    return lines
+
+
+def batching(churn: Subject, bench: Bench) -> Section:
+    """At 1 connection batching can merge nothing: what does its machinery cost?"""
+    on = bench.workbench("batching-on", churn.ref)
+    off = bench.workbench("batching-off", churn.ref, "--max-batch-rows", "1")
+    rows: list[tuple[str, Cell]] = []
+    with running(on, bench):
+        rows.append((on.label, measure(on, churn, [(1, 1)], bench)[(1, 1)]))
+    with running(off, bench):
+        cells = measure(off, churn, [(1, 1), (1, TARGET_CONNECTIONS)], bench)
+        rows += [(off.label, cells[(1, 1)]), (off.label, cells[(1, TARGET_CONNECTIONS)])]
+    (_, c_on), (_, c_off) = rows[0], rows[1]
+    cost = c_on.p50_ms - c_off.p50_ms
+    ok = cost <= TARGET_BATCHING_P50_MS and clean(c_on, c_off)
+    lines = [
+        *variant_table(rows),
         "",
-        f"After draining: rows predicted {metric(final, 'workbench_rows_predicted'):.0f}, "
-        f"prediction log written {metric(final, 'workbench_prediction_log_written'):.0f}, "
-        f"backlog {metric(final, 'workbench_prediction_log_backlog'):.0f}, "
-        f"dropped {metric(final, 'workbench_prediction_log_dropped'):.0f}, "
-        f"write errors {metric(final, 'workbench_prediction_log_write_errors'):.0f}; "
-        f"requests by status: {statuses or 'none'}.",
+        f"- Target: at 1 connection, batching (as shipped) costs at most "
+        f"{TARGET_BATCHING_P50_MS:g} ms at p50 against batching off (--max-batch-rows 1), no "
+        f"errors: {cost:+.2f} ms: {verdict(ok)}",
+        f"- Batching off at {TARGET_CONNECTIONS} connections has no target: the churn section's "
+        f"1-row cell at {TARGET_CONNECTIONS} connections is the same load with batching on.",
     ]
-    return "\n".join(lines), ok1 and ok100
+    return Section("Batching cost (churn, 1 row)", lines, [ok])
+
+
+def shadow(churn: Subject, bench: Bench) -> Section:
+    """The champion's latency with and without a shadow challenger scoring every request."""
+    champion = "churn@champion"
+    off = bench.workbench("shadow-off", champion)
+    on = bench.workbench("shadow-on", champion, "--shadow", "churn@challenger")
+    rows: list[tuple[str, Cell]] = []
+    with running(off, bench):
+        rows.append((off.label, measure(off, churn, [(1, 1)], bench)[(1, 1)]))
+    with running(on, bench):
+        rows.append((on.label, measure(on, churn, [(1, 1)], bench)[(1, 1)]))
+        # The shadow scores in batches at most a second late: wait until it has seen every
+        # request the champion answered (or 10 s), then read its outcomes.
+        deadline = time.monotonic() + 10
+        while True:
+            values = wait_for_backlog(on.url)
+            seen = metric(values, "workbench_shadow_requests")
+            answered = metric(values, "workbench_requests")
+            if seen >= answered or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        meta = get_json(on.url + "/metadata")
+    (_, c_off), (_, c_on) = rows
+    shift = c_on.p50_ms - c_off.p50_ms
+    ok = abs(shift) <= TARGET_SHADOW_P50_MS and clean(c_on, c_off)
+    lines = [
+        *variant_table(rows),
+        "",
+        f"- Target: with --shadow, the champion's p50 at 1 connection within "
+        f"{TARGET_SHADOW_P50_MS:g} ms of shadow off, no errors: {shift:+.2f} ms: {verdict(ok)}",
+        f"- Served {meta.get('full_name')}, shadow {meta.get('shadow', {}).get('full_name')}; "
+        f"workbench_shadow_requests_total by outcome: "
+        f"{labelled(values, 'workbench_shadow_requests_total', 'outcome')} (requests answered "
+        f"{answered:.0f}, by status: {labelled(values, 'workbench_requests_total', 'status')}); "
+        f"prediction log written {metric(values, 'workbench_prediction_log_written'):.0f} "
+        f"(champion and shadow), dropped {metric(values, 'workbench_prediction_log_dropped'):.0f}.",
+    ]
+    return Section("Shadow cost (churn, 1 row)", lines, [ok])
+
+
+@contextlib.contextmanager
+def pinned(core: int) -> Iterator[None]:
+    """This thread (and threads it starts) on ``core`` only, then back."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {core})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def follow(churn: Subject, months: dict[str, Any], bench: Bench) -> Section:
+    """An alias move under load: the follower loads, warms and swaps in the new instance."""
+    new_name = "_".join(CHURN_RETRAINED)
+    model, X = churn_model(CHURN_RETRAINED[1], months[CHURN_RETRAINED[2]])  # before the load
+    server = bench.workbench("follow", "churn@champion", "--follow", "--poll-s",
+                             str(FOLLOW_POLL_S))
+    events: dict[str, float] = {}
+
+    def swap_under_load(wrk: subprocess.Popen, started: float) -> None:
+        time.sleep(max(0.0, started + FOLLOW_SWAP_AT_S - time.monotonic()))
+        events["register"] = time.monotonic() - started
+        say(f"[{server.key}] {events['register']:.1f} s into the load: registering {new_name} "
+            f"and moving churn@champion to it")
+        with pinned(bench.load_core):  # keep the benchmark's own work off the server's core
+            instance = register(bench.registry, model, CHURN_RETRAINED, X, "churn")
+            bench.registry.client.set_registered_model_alias("churn", "champion",
+                                                             str(instance.number))
+        events["alias"] = time.monotonic() - started
+        while wrk.poll() is None:
+            if get_json(server.url + "/metadata").get("full_name") == new_name:
+                events["swap"] = time.monotonic() - started
+                say(f"[{server.key}] /metadata names {new_name} {events['swap']:.1f} s into "
+                    "the load")
+                return
+            time.sleep(0.2)
+
+    with running(server, bench):
+        prepare(server, churn, bench)
+        old_name = get_json(server.url + "/metadata").get("full_name")
+        cell = one_cell(server, churn, 1, TARGET_CONNECTIONS, FOLLOW_S, bench,
+                        during=swap_under_load)
+        after = get_json(server.url + "/metadata").get("full_name")
+        values = wait_for_backlog(server.url)
+    swaps = metric(values, "workbench_model_swaps")
+    swapped = "swap" in events and after == new_name and swaps >= 1
+    ok = swapped and clean(cell)
+    when = (f"{events['register']:.1f} s (alias moved at {events.get('alias', float('nan')):.1f}"
+            f" s); /metadata named {new_name} at "
+            + (f"{events['swap']:.1f} s" if "swap" in events else "no time during the load"))
+    lines = [
+        *variant_table([(server.label, cell)]),
+        "",
+        f"- Target: zero non-2xx responses and socket errors during the swap, and the swap "
+        f"happened: errors {cell.errors or 'none'}, served {old_name} -> {after}, "
+        f"workbench_model_swaps_total {swaps:.0f}: {verdict(ok)}",
+        f"- {FOLLOW_S} s of load at {TARGET_CONNECTIONS} connections, 1 row; registering "
+        f"began at {when}; p99 over the run {cell.p99_ms:.2f} ms, max {cell.max_ms:.2f} ms.",
+        f"- Swaps refused: {labelled(values, 'workbench_model_swaps_refused_total', 'reason')}; "
+        f"requests by status: {labelled(values, 'workbench_requests_total', 'status')}.",
+    ]
+    return Section("A --follow swap under load (churn, 1 row)", lines, [ok])
+
+
+def memory(churn: Subject, bench: Bench) -> Section:
+    """Resident memory of each worker of a two-worker server after a warm-up."""
+    import psutil
+
+    server = bench.workbench("memory", churn.ref, workers=2)
+    def cpu_s(process) -> float:
+        times = process.cpu_times()
+        return times.user + times.system
+
+    with running(server, bench):
+        check_answers(server, churn)
+        wait_until_quiet([bench.platform_pid, server.process.pid])
+        parent = psutil.Process(server.process.pid)
+        # uvicorn's workers are spawned children of the supervisor (multiprocessing.spawn).
+        workers = [p for p in parent.children()
+                   if "spawn_main" in " ".join(p.cmdline())]
+        processes = [("supervisor", parent)] + [("worker", w) for w in workers]
+        cpu_before = [cpu_s(process) for _, process in processes]
+        warm_up(server, churn, bench)
+        table = []
+        for (role, process), before in zip(processes, cpu_before):
+            info = process.memory_full_info()
+            table.append((role, process.pid, info.rss / MB, getattr(info, "pss", float("nan")) / MB,
+                          info.uss / MB, cpu_s(process) - before))
+    lines = [
+        "| process | pid | RSS MB | PSS MB | USS MB | CPU s in the warm-up |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    lines += [f"| {role} | {pid} | {rss:.0f} | {pss:.0f} | {uss:.0f} | {cpu:.1f} |"
+              for role, pid, rss, pss, uss, cpu in table]
+    shown = [row for row in table if row[0] == "worker"]
+    if len(shown) == 2:
+        lines += ["", f"- Per worker (mean of 2): RSS {sum(r[2] for r in shown) / 2:.0f} MB, "
+                      f"PSS {sum(r[3] for r in shown) / 2:.0f} MB, USS "
+                      f"{sum(r[4] for r in shown) / 2:.0f} MB (USS: memory only that worker "
+                      "holds; RSS counts shared libraries in full in each)."]
+    else:
+        lines += ["", f"- Expected 2 worker processes, found {len(shown)}: "
+                      f"{[' '.join(p.cmdline())[:80] for p in workers]}"]
+    lines.append(f"- `{server.label}`, after a {WARMUP_S} s warm-up (1 and 100 rows at "
+                 f"{TARGET_CONNECTIONS} connections; the CPU column shows which workers "
+                 "served it).")
+    return Section("Memory with --workers 2 (churn)", lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=10,
-                        help="seconds of load per cell (default 10)")
+                        help="seconds of load per cell (default 10; the --follow run takes "
+                             f"{FOLLOW_S} s whatever it is)")
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help=f"comma-separated sections to run (default all: {','.join(SECTIONS)})")
     parser.add_argument("--connections", default="1,8,32",
-                        help="comma-separated wrk connection counts (default 1,8,32; must "
-                             f"include {TARGET_CONNECTIONS})")
+                        help="comma-separated wrk connection counts for iris (default 1,8,32; "
+                             f"must include {TARGET_CONNECTIONS})")
     parser.add_argument("--server-core", type=int, default=0, help="core for the servers (0)")
     parser.add_argument("--load-core", type=int, default=1, help="core for wrk (1)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)
     connections = sorted({int(c) for c in args.connections.split(",") if c.strip()})
+    only = [s.strip() for s in args.only.split(",") if s.strip()]
     if args.duration < 1:
         parser.error("--duration must be at least 1")
     if TARGET_CONNECTIONS not in connections or min(connections) < 1:
         parser.error(f"--connections must be positive and include {TARGET_CONNECTIONS}")
+    if not only or set(only) - set(SECTIONS):
+        parser.error(f"--only takes sections among {', '.join(SECTIONS)}")
     allowed = os.sched_getaffinity(0)
     if args.server_core == args.load_core or not {args.server_core, args.load_core} <= allowed:
         parser.error(f"--server-core and --load-core must be two different cores of {allowed}")
@@ -490,45 +925,44 @@ def main(argv: list[str] | None = None) -> int:
     from workbench.config import Settings
     from workbench.platforms import EmbeddedPlatform
     from workbench.pytest_plugin import free_port
+    from workbench.registry import Registry
 
     begun = time.perf_counter()
     folder = Path(tempfile.mkdtemp(prefix="workbench-bench-serving-")).resolve()
     platform = None
-    servers: list[Server] = []
+    sections: list[Section] = []
     try:
         settings = Settings.from_env(environ={}, cwd=folder, home=str(folder / ".workbench"),
                                      port=free_port())
         platform = EmbeddedPlatform(settings, workers=1)
         say(f"benchmark directory: {folder}")
         status = platform.up(say)
-        # MLflow may print run links on stdout; keep stdout for the table.
-        with contextlib.redirect_stdout(sys.stderr):
-            register_iris(settings)
-        X, _ = iris_frame()
-        bodies = {1: payload(X.iloc[[0]]), 100: payload(X.sample(100, random_state=0))}
-        scripts = {rows: write_lua(folder, rows, body) for rows, body in bodies.items()}
-        servers = build_servers(settings, folder, args.server_core)
+        bench = Bench(settings, Registry(settings), folder, args.duration, args.server_core,
+                      args.load_core, status.pid)
+        subjects: dict[str, Subject] = {}
+        months: dict[str, Any] = {}
+        if set(only) - {"iris"}:
+            months = churn_months(settings)
+            subjects["churn"] = churn_subject(bench.registry, months, "shadow" in only)
+        if "iris" in only:
+            subjects["iris"] = iris_subject(bench.registry, connections)
+        for subject in subjects.values():
+            subject.scripts = {rows: write_lua(folder, f"{subject.key}_{rows}", body)
+                               for rows, body in subject.bodies.items()}
         load_before = os.getloadavg()[0]
-        results: dict[str, list[Cell]] = {}
-        answers: dict[str, dict[int, list]] = {}
-        snapshots: list[LogSnapshot] = []
-        final: dict[str, float] = {}
-        for server in servers:  # one at a time: only the measured server runs on its core
-            server.start(folder)
-            answers[server.key] = check_answers(server, bodies)
-            wait_until_quiet([status.pid, server.process.pid])
-            results[server.key], cells_log = measure(server, scripts, connections,
-                                                     args.duration, args.load_core,
-                                                     args.server_core)
-            if server.key == "workbench":
-                snapshots = cells_log
-                final = wait_for_backlog(server.url)
-            server.stop()
+        compared = [subjects[key] for key in ("churn", "iris") if key in only]
+        if compared:
+            sections.append(compare(compared, bench))
+        if "batching" in only:
+            sections.append(batching(subjects["churn"], bench))
+        if "shadow" in only:
+            sections.append(shadow(subjects["churn"], bench))
+        if "memory" in only:
+            sections.append(memory(subjects["churn"], bench))
+        if "follow" in only:  # last: it moves churn@champion
+            sections.append(follow(subjects["churn"], months, bench))
         load_after = os.getloadavg()[0]
-        table, _ = report(results, snapshots, final, answers["mlflow"] == answers["workbench"])
     finally:
-        for server in servers:
-            server.stop()
         if platform is not None:
             platform.down(say)
         if args.keep:
@@ -536,14 +970,19 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(folder, ignore_errors=True)
     import mlflow
+    import sklearn
 
     print(f"\nServing on {os.uname().nodename} ({os.cpu_count()} CPUs; servers on core "
           f"{args.server_core}, wrk on core {args.load_core}; 1-min load average "
           f"{load_before:.1f} before, {load_after:.1f} after), Python {sys.version.split()[0]}, "
-          f"MLflow {mlflow.__version__}, iris LogisticRegression, one worker each, "
-          f"{args.duration} s per cell after a {WARMUP_S} s warm-up, prediction logging on "
-          f"(SQLite) for workbench:\n")
-    print(table)
+          f"MLflow {mlflow.__version__}, scikit-learn {sklearn.__version__}; one worker per "
+          f"server unless said, {args.duration} s per cell after a {WARMUP_S} s warm-up, "
+          f"prediction logging on (SQLite) for workbench; sections: {', '.join(only)}.")
+    for section in sections:
+        print(f"\n### {section.title}\n")
+        print("\n".join(section.lines))
+    targets = [ok for section in sections for ok in section.targets]
+    print(f"\nTargets: {sum(targets)} PASS, {len(targets) - sum(targets)} FAIL.")
     say(f"total benchmark time: {time.perf_counter() - begun:.0f} s")
     return 0
 
