@@ -434,7 +434,7 @@ def predict(ref: str, input_path: Path, output_path: Path) -> None:
               "(default: SQLite under the state directory)")
 @click.option("--no-log", is_flag=True, help="do not log predictions")
 @click.option("--max-batch-rows", type=int,
-              help="most rows merged into one predict call from waiting requests (default 256)")
+              help="most rows merged into one predict call from waiting requests (default 1024)")
 @click.option("--max-batch-wait-ms", type=float,
               help="how long a busy server waits for more rows to merge (default 0)")
 @click.option("--timeout-ms", type=int,

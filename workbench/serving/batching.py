@@ -35,7 +35,7 @@ class Batcher:
         timeout_ms: a request not answered by then gets 504; None: no limit.
     """
 
-    def __init__(self, scorer: Scorer, *, max_rows: int = 256, max_wait_ms: float = 0.0,
+    def __init__(self, scorer: Scorer, *, max_rows: int = 1024, max_wait_ms: float = 0.0,
                  timeout_ms: float | None = None) -> None:
         self.scorer = scorer
         self.max_rows = max_rows

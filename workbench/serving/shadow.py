@@ -1,9 +1,9 @@
 """``--shadow``: a challenger scores every request too, off the response path.
 
-The scoring thread hands each scored group to ``ShadowScorer.offer`` (a non-blocking put) and
-answers the client; the shadow's own thread gathers what was offered and scores it in large
-merged batches, so its cost per request stays small even beside a busy champion (the call
-overhead of a pipeline is paid once per batch, not once per request). Its predictions are
+The scoring thread hands each scored group to ``ShadowScorer.offer`` (an append, nothing woken)
+and answers the client; the shadow's own thread looks four times a second and scores what
+waits in large merged batches, so its cost per request stays small even beside a busy champion
+(the call overhead of a pipeline is paid once per batch, not once per request). Its predictions are
 logged under the challenger's name, with role ``shadow`` and the champion's request ids, for
 ``workbench monitor compare``. When the shadow falls behind, requests are skipped and
 counted (``workbench_shadow_requests{outcome="skipped"}``), never queued without bound.
@@ -11,9 +11,9 @@ counted (``workbench_shadow_requests{outcome="skipped"}``), never queued without
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,19 +33,24 @@ class ShadowScorer:
         model: the challenger; ``swap`` replaces it (``--follow``).
         prediction_log: where its predictions go (None: scored and counted, not logged).
         metrics: the server's metrics.
-        batch_rows: rows gathered before a shadow call (fewer after ``max_delay_s``).
-        max_delay_s: longest a request waits for its shadow score.
+        batch_rows: most rows in one shadow call.
+        tick_s: how often the shadow thread looks for work. It is never woken per request:
+            a wake-up per request would make it compete with the scoring thread for the GIL
+            at every request, which costs the champion's latency more than the scoring does.
         max_backlog: requests waiting beyond which new ones are skipped.
     """
 
     def __init__(self, model: ServedModel, prediction_log: Any, metrics: ServingMetrics, *,
-                 batch_rows: int = 256, max_delay_s: float = 1.0, max_backlog: int = 10_000) -> None:
+                 batch_rows: int = 1024, tick_s: float = 0.25, max_backlog: int = 10_000) -> None:
         self.model = model
         self.prediction_log = prediction_log
         self.metrics = metrics
         self.batch_rows = batch_rows
-        self.max_delay_s = max_delay_s
-        self._queue: queue.Queue[Prepared | None] = queue.Queue(maxsize=max_backlog)
+        self.tick_s = tick_s
+        self.max_backlog = max_backlog
+        # deque.append and popleft are atomic: the scoring thread appends without a lock.
+        self._pending: deque[Prepared] = deque()
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="shadow", daemon=True)
         self._outcome = {name: metrics.shadow.labels(outcome=name)
                          for name in ("scored", "failed", "skipped")}
@@ -60,43 +65,30 @@ class ShadowScorer:
     def offer(self, _served: ServedModel, group: Sequence[Prepared],
               _outputs: Sequence[list[Any]]) -> None:
         """Queue ``group`` for the shadow (called on the scoring thread; never blocks)."""
-        for prepared in group:
-            try:
-                self._queue.put_nowait(prepared)
-            except queue.Full:
-                self._outcome["skipped"].inc()
+        if len(self._pending) + len(group) > self.max_backlog:
+            self._outcome["skipped"].inc(len(group))
+            return
+        self._pending.extend(group)
 
     def close(self, timeout: float = 10.0) -> None:
         """Score what is queued, then stop."""
-        try:
-            self._queue.put(None, timeout=timeout)
-        except queue.Full:
-            return
+        self._stop.set()
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        pending: list[Prepared] = []
-        rows, first_at = 0, 0.0
-        while True:
-            wait = self.max_delay_s - (time.monotonic() - first_at) if pending else None
-            item: Prepared | bool | None
-            try:
-                item = self._queue.get(timeout=max(wait, 0.0) if wait is not None else None)
-            except queue.Empty:
-                item = False  # the oldest waited long enough
-            if item is None:
-                self._score(pending)
-                return
-            if isinstance(item, Prepared):
-                if not pending:
-                    first_at = time.monotonic()
-                pending.append(item)
-                rows += item.batch.rows
-                if rows < self.batch_rows:
-                    continue
-            if pending:
-                self._score(pending)
-            pending, rows = [], 0
+        while not self._stop.wait(self.tick_s):
+            self._score_waiting()
+        self._score_waiting()
+
+    def _score_waiting(self) -> None:
+        while self._pending:
+            batch: list[Prepared] = []
+            rows = 0
+            while self._pending and (not batch or rows + self._pending[0].batch.rows <= self.batch_rows):
+                prepared = self._pending.popleft()
+                batch.append(prepared)
+                rows += prepared.batch.rows
+            self._score(batch)
 
     def _score(self, pending: list[Prepared]) -> None:
         if not pending:
