@@ -46,3 +46,30 @@ def test_the_previous_handler_is_back_afterwards(tmp_path):
         assert not (tmp_path / "job.log").exists()
     finally:
         loop.set_exception_handler(None)
+
+
+def test_after_an_interrupt_the_handler_stays_for_the_task_collected_later(tmp_path, capsys):
+    """The propagating exception holds the abandoned task; it is collected after the block."""
+    import gc
+
+    loop = ensure_event_loop()
+    log = tmp_path / "job.log"
+    held: list[asyncio.Task] = []
+
+    async def cell() -> None:
+        raise KernelGone("Kernel died")
+
+    try:
+        try:
+            with _LoopErrorsToLog(log):
+                held.append(loop.create_task(cell()))
+                loop.run_until_complete(asyncio.sleep(0.01))
+                raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            pass
+        held.clear()  # the exception is handled: now the task goes
+        gc.collect()
+        assert "KernelGone: Kernel died" in log.read_text()
+        assert "KernelGone" not in capsys.readouterr().err
+    finally:
+        loop.set_exception_handler(None)

@@ -225,10 +225,17 @@ class _LoopErrorsToLog:
             self._loop.set_exception_handler(self._handle)
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        if self._loop is not None:
-            gc.collect()  # report abandoned tasks now, while this handler is in place
-            self._loop.set_exception_handler(self._previous)
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if self._loop is None:
+            return
+        if exc_type is not None:
+            # Leaving on an interrupt or a failure: the exception's traceback still holds the
+            # frames that hold the abandoned task, so it is collected (and reported) only after
+            # the exception is handled, after this block. The handler stays for that report;
+            # the next job's block replaces it.
+            return
+        gc.collect()  # report abandoned tasks now, while this handler is in place
+        self._loop.set_exception_handler(self._previous)
 
     def _handle(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         error = context.get("exception")
