@@ -436,7 +436,8 @@ def predict(ref: str, input_path: Path, output_path: Path) -> None:
 @click.option("--max-batch-rows", type=int,
               help="most rows merged into one predict call from waiting requests (default 1024)")
 @click.option("--max-batch-wait-ms", type=float,
-              help="how long a busy server waits for more rows to merge (default 0)")
+              help="longest wait, after a call that merged requests, for those clients' "
+              "next ones (default 2; 0: never wait)")
 @click.option("--timeout-ms", type=int,
               help="answer 504 when a prediction takes longer (default 60000; 0: no limit)")
 @click.option("--allowed-hosts", multiple=True, metavar="NAME",

@@ -35,7 +35,7 @@ def test_batching_timeout_guard_follow_and_shadow_are_read() -> None:
     defaults = ServeOptions.from_env({})
     assert (defaults.max_batch_rows, defaults.max_batch_wait_ms, defaults.timeout_ms,
             defaults.allowed_hosts, defaults.token, defaults.follow, defaults.shadow) == (
-        1024, 0.0, 60_000, (), "", "", "")
+        1024, 2.0, 60_000, (), "", "", "")
     options = ServeOptions.from_env({
         "WORKBENCH_SERVE_MAX_BATCH_ROWS": "64", "WORKBENCH_SERVE_MAX_BATCH_WAIT_MS": "2.5",
         "WORKBENCH_SERVE_TIMEOUT_MS": "0", "WORKBENCH_SERVE_ALLOWED_HOSTS": "serving, wb.local,",

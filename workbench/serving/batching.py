@@ -1,10 +1,11 @@
 """Adaptive micro-batching: requests that wait while the model is busy share one ``predict``.
 
-A pipeline's ``predict`` costs nearly the same for 1 row as for 64 (the per-call overhead of
-pandas and the column transformer dominates), so under load the server scores whatever
-queued up during the previous call in one call. An idle server scores a request at once: a
-lone request never waits for company. ``max_wait_ms`` (default 0) lets a busy server wait a
-little longer for more rows after a call ends, for models whose call overhead is even larger.
+A pipeline's ``predict`` costs nearly the same for 1 row as for hundreds (the per-call overhead
+of pandas and the column transformer dominates), so under load the server scores whatever
+queued up during the previous call in one call, and after a call that scored several requests
+it waits a moment (at most a quarter of that call, and ``max_wait_ms``) for those clients to
+come back. An idle server, or one with a single client, scores a request at once: a lone
+request never waits for company.
 
 The scorer runs on one thread beside the event loop: the loop keeps reading requests while the
 model works (that is what fills the next batch), a SIGTERM finds them in flight so uvicorn
@@ -23,6 +24,9 @@ from workbench.serving.protocol import RequestError
 from workbench.serving.scorer import Prepared, Reply, Scorer, error_reply
 
 log = logging.getLogger("workbench.serving")
+# The longest wait for company, as a share of the call just made: a quarter of a call costs a
+# request less than queueing behind a whole call.
+WAIT_SHARE = 0.25
 
 
 class Batcher:
@@ -31,11 +35,12 @@ class Batcher:
     Args:
         scorer: does the scoring.
         max_rows: most rows merged into one call (a larger request is scored alone).
-        max_wait_ms: how long a busy server waits for more rows after a call; 0: not at all.
+        max_wait_ms: longest wait, after a call that scored several requests, for those
+            clients' next requests (see ``_wait_for_company``); 0: never wait.
         timeout_ms: a request not answered by then gets 504; None: no limit.
     """
 
-    def __init__(self, scorer: Scorer, *, max_rows: int = 1024, max_wait_ms: float = 0.0,
+    def __init__(self, scorer: Scorer, *, max_rows: int = 1024, max_wait_ms: float = 2.0,
                  timeout_ms: float | None = None) -> None:
         self.scorer = scorer
         self.max_rows = max_rows
@@ -43,6 +48,7 @@ class Batcher:
         self.timeout = timeout_ms / 1000.0 if timeout_ms else None
         self._pending: deque[tuple[Prepared, asyncio.Future[Reply]]] = deque()
         self._draining = False
+        self._arrived = asyncio.Event()
         self._busy_since: float | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="score")
 
@@ -56,6 +62,7 @@ class Batcher:
         """The reply for ``prepared``: scored with whatever else is waiting, or a 504."""
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending.append((prepared, future))
+        self._arrived.set()
         if not self._draining:
             self._draining = True
             asyncio.get_running_loop().create_task(self._drain())
@@ -76,16 +83,12 @@ class Batcher:
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
-        first = True
         try:
-            while self._pending:
-                if not first and self.max_wait and self._rows_waiting() < self.max_rows:
-                    await asyncio.sleep(self.max_wait)
-                first = False
+            while True:
                 batch = self._take()
                 if not batch:
-                    continue
-                self._busy_since = time.monotonic()
+                    return
+                self._busy_since = started = time.monotonic()
                 try:
                     replies = await loop.run_in_executor(
                         self._executor, self.scorer.score, [prepared for prepared, _ in batch])
@@ -100,8 +103,33 @@ class Batcher:
                 for (_, future), reply in zip(batch, replies):
                     if not future.done():
                         future.set_result(reply)
+                if len(batch) > 1 and self.max_wait:
+                    await self._wait_for_company(len(batch), time.monotonic() - started)
         finally:
             self._draining = False
+
+    async def _wait_for_company(self, answered: int, call_s: float) -> None:
+        """After a call that scored several requests, give those clients a moment to send their
+        next ones, so they join the next call instead of queueing behind it.
+
+        Without this, eight clients settle into two alternating calls of four: the four that
+        arrive during a call wait for it to end, then for their own call. With it, they share
+        one call. The wait ends as soon as as many requests wait as were just answered, and
+        never lasts longer than a quarter of the call just made (or ``max_wait``); after a call
+        that scored one request (one client, or an idle server) there is no wait at all.
+        """
+        loop = asyncio.get_running_loop()
+        expected = len(self._pending) + answered
+        deadline = loop.time() + min(self.max_wait, call_s * WAIT_SHARE)
+        while len(self._pending) < expected and self._rows_waiting() < self.max_rows:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except TimeoutError:
+                return
 
     def _rows_waiting(self) -> int:
         return sum(prepared.batch.rows for prepared, _ in self._pending)

@@ -42,6 +42,7 @@ DEFAULT_LOG_FLUSH_INTERVAL = 0.5
 DEFAULT_MAX_BATCH_ROWS = 1024
 DEFAULT_TIMEOUT_MS = 60_000  # as mlflow models serve's default request timeout
 DEFAULT_POLL_S = 10.0
+DEFAULT_MAX_BATCH_WAIT_MS = 2.0
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ class ServeOptions:
     log_batch_size: int = DEFAULT_LOG_BATCH_SIZE
     log_flush_interval: float = DEFAULT_LOG_FLUSH_INTERVAL
     max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS
-    max_batch_wait_ms: float = 0.0
+    max_batch_wait_ms: float = DEFAULT_MAX_BATCH_WAIT_MS
     timeout_ms: int = DEFAULT_TIMEOUT_MS
     allowed_hosts: tuple[str, ...] = ()
     token: str = field(default="", repr=False)
@@ -104,7 +105,7 @@ class ServeOptions:
             log_flush_interval=_positive_float(env, ENV_LOG_FLUSH_INTERVAL,
                                                DEFAULT_LOG_FLUSH_INTERVAL),
             max_batch_rows=_positive_int(env, ENV_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_ROWS),
-            max_batch_wait_ms=_milliseconds(env, ENV_MAX_BATCH_WAIT_MS, 0),
+            max_batch_wait_ms=_milliseconds(env, ENV_MAX_BATCH_WAIT_MS, DEFAULT_MAX_BATCH_WAIT_MS),
             timeout_ms=int(_milliseconds(env, ENV_TIMEOUT_MS, DEFAULT_TIMEOUT_MS)),
             allowed_hosts=tuple(h.strip() for h in env.get(ENV_ALLOWED_HOSTS, "").split(",")
                                 if h.strip()),
