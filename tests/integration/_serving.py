@@ -11,7 +11,16 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from workbench import tracking
 from workbench.pytest_plugin import free_port
+
+
+def register(registry, name, model, frame):
+    """Register ``model`` as ``name`` from a finished run of its own, as a job would."""
+    run_id = tracking.start_run(registry.client, name.instance, str(name), {})
+    instance = registry.register(model, name, run_id=run_id, input_example=frame)
+    registry.client.set_terminated(run_id)
+    return instance
 
 
 class Server:

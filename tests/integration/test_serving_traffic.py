@@ -21,10 +21,10 @@ import mlflow
 import pandas as pd
 import pytest
 from _serving import Server
+from _serving import register as _register
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
-from workbench import tracking
 from workbench.demo.data import FEATURES, TARGET
 from workbench.demo.training import build_pipeline
 from workbench.naming import ModelName
@@ -48,13 +48,6 @@ class Doubler(mlflow.pyfunc.PythonModel):
 
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
-
-
-def _register(registry, name: ModelName, model, frame: pd.DataFrame):
-    run_id = tracking.start_run(registry.client, name.instance, str(name), {})
-    instance = registry.register(model, name, run_id=run_id, input_example=frame)
-    registry.client.set_terminated(run_id)
-    return instance
 
 
 def _iris(columns=IRIS_COLUMNS, rows=slice(None)):

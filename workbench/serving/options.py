@@ -132,6 +132,15 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
 
 
 def _milliseconds(env: Mapping[str, str], name: str, default: float) -> float:
+    return _number(env, name, default, zero_allowed=True, what="a number of milliseconds (0 or more)")
+
+
+def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    return _number(env, name, default, zero_allowed=False, what="a positive number of seconds")
+
+
+def _number(env: Mapping[str, str], name: str, default: float, *, zero_allowed: bool,
+            what: str) -> float:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -139,23 +148,9 @@ def _milliseconds(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw.replace("_", ""))
     except ValueError:
         value = math.nan
-    if not (math.isfinite(value) and value >= 0):
-        raise ConfigError(f"{name} must be a number of milliseconds (0 or more), not "
-                          f"{raw[:40]!r}; unset it for the default ({default:g})")
-    return value
-
-
-def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise ConfigError(f"{name} must be a positive number of seconds, not {raw[:40]!r}; "
-                          f"unset it for the default ({default})")
+    if not (math.isfinite(value) and (value > 0 or (zero_allowed and value == 0))):
+        raise ConfigError(f"{name} must be {what}, not {raw[:40]!r}; unset it for the "
+                          f"default ({default:g})")
     return value
 
 
