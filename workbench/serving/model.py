@@ -60,7 +60,6 @@ class ServedModel:
         Raises:
             InvalidModelName, ModelNotFound: bad or unknown reference.
         """
-
         from workbench.registry import Registry
 
         return cls.from_instance(Registry(settings).resolve(ref), settings)

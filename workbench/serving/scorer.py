@@ -110,16 +110,11 @@ class Scorer:
             return self.done(error_reply(bad_input, model.name), started)
         return Prepared(batch, request_id, started)
 
-    def invoke(self, body: bytes, content_type: str | None, request_id: str) -> Reply:
-        """Prepare and score one request on its own."""
-        prepared = self.prepare(body, content_type, request_id)
-        return prepared if isinstance(prepared, Reply) else self.score([prepared])[0]
-
     def score(self, requests: Sequence[Prepared]) -> list[Reply]:
         """Score ``requests``, merged where their columns agree; one reply per request, in order."""
         model = self.model
         replies: list[Reply | None] = [None] * len(requests)
-        for positions in _groups(requests):
+        for positions in groups_by_columns(requests):
             group = [requests[i] for i in positions]
             for position, reply in zip(positions, self._score_group(model, group)):
                 replies[position] = reply
@@ -183,7 +178,7 @@ class Scorer:
         return reply
 
 
-def _groups(requests: Sequence[Prepared]) -> list[list[int]]:
+def groups_by_columns(requests: Sequence[Prepared]) -> list[list[int]]:
     """Positions of requests that can share a ``predict`` call: the same columns, in order."""
     groups: dict[tuple[str, ...], list[int]] = {}
     for position, prepared in enumerate(requests):

@@ -19,7 +19,7 @@ from typing import Any
 
 from workbench.serving.metrics import ServingMetrics
 from workbench.serving.model import ServedModel
-from workbench.serving.scorer import Prepared, merge_batches, split
+from workbench.serving.scorer import Prepared, groups_by_columns, merge_batches, split
 from workbench.store.schema import SHADOW
 from workbench.store.writer import PredictionRecord
 
@@ -94,10 +94,8 @@ class ShadowScorer:
         if not pending:
             return
         model = self.model
-        by_columns: dict[tuple[str, ...], list[Prepared]] = {}
-        for prepared in pending:
-            by_columns.setdefault(tuple(prepared.batch.columns), []).append(prepared)
-        for group in by_columns.values():
+        for positions in groups_by_columns(pending):
+            group = [pending[i] for i in positions]
             started = time.perf_counter()
             try:
                 merged = merge_batches([p.batch for p in group])
