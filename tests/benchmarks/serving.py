@@ -512,7 +512,8 @@ def wait_for_backlog(url: str, limit_s: float = 120.0) -> dict[str, float]:
     while True:
         values = read_metrics(url)
         backlog = metric(values, "workbench_prediction_log_backlog")
-        if backlog == 0 or time.monotonic() > deadline:
+        # A server started with --no-log has no backlog metric (NaN): nothing to wait for.
+        if backlog == 0 or backlog != backlog or time.monotonic() > deadline:
             return values
         say(f"waiting for the prediction log to drain (backlog {backlog:.0f})")
         time.sleep(0.5)
