@@ -272,6 +272,29 @@ def test_one_bad_row_costs_only_itself(make_log, db: Path) -> None:
     assert [row[0] for row in stored_rows(db)] == [f"req-{i}" for i in range(10) if i != 3]
 
 
+def test_a_batch_of_several_chunks_is_one_transaction(make_log, db: Path) -> None:
+    # The writer inserts a batch chunk by chunk (CHUNK_ROWS rows, yielding the CPU between
+    # chunks); a row refused in a later chunk must not leave the earlier chunks committed
+    # twice, nor cost more than itself.
+    from workbench.store.writer import CHUNK_ROWS
+
+    size = 3 * CHUNK_ROWS + 5
+    reject_request_ids(db, f"req-{2 * CHUNK_ROWS + 1}")
+    log = make_log(batch_size=size, flush_interval=10)
+    commits = []
+    event.listen(log.engine, "commit", lambda conn: commits.append(1))
+    for i in range(2 * size):
+        log.submit(record(i))
+    log.start()
+    assert log.flush(timeout=10)
+    stats = log.stats()
+    assert (stats.written, stats.dropped, stats.write_errors) == (2 * size - 1, 1, 1)
+    ids = [row[0] for row in stored_rows(db)]
+    assert ids == [f"req-{i}" for i in range(2 * size) if i != 2 * CHUNK_ROWS + 1]
+    # The clean second batch took a single commit.
+    assert len(commits) == (size - 1) + 1  # row by row for the first batch, then one
+
+
 def test_a_permanent_error_is_never_retried(make_log, db: Path) -> None:
     reject_request_ids(db, *(f"req-{i}" for i in range(5)))
     log = make_log(batch_size=5, retry_interval=0.01)
