@@ -90,7 +90,7 @@ def test_the_workbench_image_is_lab_and_job_runner_as_a_non_root_user(docker_cli
         " 'version': workbench.__version__}))\n"
     )
     out = json.loads(_docker.run_output(docker_client, workbench_image.id, ["python", "-c", script]))
-    assert "--ext=workbench" in out["argv"]  # the magics load in every kernel
+    assert "--ext=workbench.preload" in out["argv"]  # the magics load in every kernel
     uid = _docker.run_output(docker_client, workbench_image.id, ["id", "-u"]).strip()
     assert uid == "1000"
 
@@ -283,7 +283,7 @@ def test_workbench_lab_in_a_container_answers_on_loopback_with_a_token(
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/kernelspecs?token={lab.token}",
                                     timeout=10) as response:
             specs = json.loads(response.read())
-        assert "--ext=workbench" in specs["kernelspecs"]["python3"]["spec"]["argv"]
+        assert "--ext=workbench.preload" in specs["kernelspecs"]["python3"]["spec"]["argv"]
     finally:
         lab.stop()
     assert docker_client.containers.list(all=True, filters={"id": lab.container.id}) == []
