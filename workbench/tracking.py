@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench import client, lineage
 from workbench.config import Settings
-from workbench.errors import TrackingError
+from workbench.errors import TrackingError, TrackingNotFound
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -159,7 +159,7 @@ def _experiment_ids(client: MlflowClient, settings: Settings,
         found = client.get_experiment_by_name(name)
         if found is None:
             names = sorted(e.name for e in client.search_experiments())
-            raise TrackingError(f"no experiment {name!r} at {settings.tracking_uri}; "
+            raise TrackingNotFound(f"no experiment {name!r} at {settings.tracking_uri}; "
                                 f"experiments: {', '.join(names) or 'none yet'}")
         ids.append(found.experiment_id)
     return ids
@@ -217,7 +217,7 @@ def get_run(client: MlflowClient, settings: Settings, run_id: str) -> RunSummary
         return _summary(client.get_run(run_id), settings)
     except Exception as exc:
         if is_not_found(exc):
-            raise TrackingError(f"no run {run_id!r} at {settings.tracking_uri}") from None
+            raise TrackingNotFound(f"no run {run_id!r} at {settings.tracking_uri}") from None
         raise
 
 

@@ -140,6 +140,12 @@ def test_workbench_lab_serves_on_localhost_with_token_auth(tmp_path: Path):
         wrong, _ = _get(f"{base}/api/kernels?token=not-the-token")
         assert wrong in (401, 403)
 
+        # The server extension is on: its routes answer with the token, 403 without.
+        with urllib.request.urlopen(f"{base}/workbench/api/status?token={match.group(1)}",
+                                    timeout=30) as response:
+            assert json.load(response)["tracking_uri"] == "http://127.0.0.1:1"
+        assert _get(f"{base}/workbench/api/status")[0] == 403
+
         # Offline by default: Lab's news feed and update check are off.
         plugin = "@jupyterlab/apputils-extension:notification"
         with urllib.request.urlopen(f"{base}/lab/api/settings/{plugin}?token={match.group(1)}",
@@ -172,3 +178,11 @@ def _non_loopback_ip() -> str | None:
         except OSError:
             return None
     return None if ip.startswith("127.") or ip == "0.0.0.0" else ip
+
+
+def test_the_server_extension_is_enabled_on_install():
+    listed = subprocess.run([sys.executable, "-m", "jupyter", "server", "extension", "list"],
+                            capture_output=True, text=True, timeout=120)
+    output = listed.stdout + listed.stderr
+    assert re.search(r"workbench\.jupyter\s.*enabled", output), output
+    assert re.search(r"workbench\.jupyter\s.*OK", output), output
