@@ -71,11 +71,13 @@ def test_run_as_job_then_promote_from_the_sidebar(settings, registry: Registry, 
         log = css(".wb-job-detail .wb-log").text
         assert "-> run" in log
 
-        # The models panel shows the new instance.
-        select = css(".wb-model-select")
+        # The models panel lists the new registered model once the job is done (the panel
+        # reloads when it sees a job end), and shows the new instance.
         from selenium.webdriver.support.ui import Select
 
-        Select(select).select_by_value("churn")
+        wait.until(ec.presence_of_element_located(
+            (By.CSS_SELECTOR, ".wb-model-select option[value='churn']")))
+        Select(css(".wb-model-select")).select_by_value("churn")
         row = css(".wb-models-table tr[data-instance^='churn_v3_']", timeout=60)
         name = row.get_attribute("data-instance")
         driver.save_screenshot(str(ARTIFACTS / "lab-sidebar.png"))

@@ -5,6 +5,7 @@ from a request: the tracking URI a client could send is not one the server would
 """
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
 
 #: Where the state object lives in the tornado application's settings.
 STATE_KEY = "workbench"
+#: How old the experiments listing behind the runs route may be (a new experiment shows
+#: in "all experiments" within this many seconds; one asked for by name at once).
+EXPERIMENTS_TTL_S = 10.0
 
 
 @dataclass
@@ -33,6 +37,35 @@ class WorkbenchState:
     pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(
         max_workers=4, thread_name_prefix="workbench-api"))
     _registry: Registry | None = None
+    _experiments: dict[str, str] | None = None
+    _experiments_at: float = 0.0
+
+    def experiment_ids(self, names: list[str] | None) -> list[str]:
+        """Ids of the named experiments (all when None), from a listing at most
+        ``EXPERIMENTS_TTL_S`` old: every runs page would otherwise cost one more call to the
+        tracking server. A name the listing lacks is looked up afresh.
+
+        Raises:
+            TrackingNotFound: no experiment has one of the names.
+        """
+        now = time.monotonic()
+        if self._experiments is None or now - self._experiments_at > EXPERIMENTS_TTL_S or (
+                names and not set(names) <= set(self._experiments)):
+            from workbench.tracking import make_client
+
+            client = make_client(self.settings)
+            self._experiments = {e.name: e.experiment_id for e in client.search_experiments()}
+            self._experiments_at = now
+        if names is None:
+            return list(self._experiments.values())
+        missing = [n for n in names if n not in self._experiments]
+        if missing:
+            from workbench.errors import TrackingNotFound
+
+            raise TrackingNotFound(
+                f"no experiment {missing[0]!r} at {self.settings.tracking_uri}; experiments: "
+                f"{', '.join(sorted(self._experiments)) or 'none yet'}")
+        return [self._experiments[n] for n in names]
 
     @property
     def registry(self) -> Registry:

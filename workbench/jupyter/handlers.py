@@ -254,11 +254,12 @@ class RunsHandler(WorkbenchHandler):
             filter_string = f"{filter_string} and {clause}" if filter_string.strip() else clause
         settings = self.state.settings
         try:
+            ids = await self.blocking(self.state.experiment_ids, experiments)
             page = await self.blocking(
-                tracking.search_runs, tracking.make_client(settings), settings, experiments,
+                tracking.search_runs, tracking.make_client(settings), settings,
                 status=self.get_argument("status", None), filter_string=filter_string,
                 order_by=orders, max_results=int(raw_max),
-                page_token=self.get_argument("page_token", None) or None)
+                page_token=self.get_argument("page_token", None) or None, experiment_ids=ids)
         except Exception as error:
             if getattr(error, "error_code", None) == "INVALID_PARAMETER_VALUE":
                 first = (str(error).splitlines() or [""])[0]
