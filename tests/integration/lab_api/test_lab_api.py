@@ -219,3 +219,31 @@ async def test_the_notebooks_active_run_is_ended_in_one_click(jp_fetch, registry
     code, body = await _json(jp_fetch, "runs", run_id, "end", method="POST",
                              body={"status": "DONE"})
     assert code == 400 and body["field"] == "status"
+
+
+async def test_a_cookie_authenticated_post_needs_the_xsrf_token(jp_fetch, jp_http_port, jp_base_url,
+                                                                 jp_serverapp):
+    """A browser's session cookie alone cannot POST (Jupyter's XSRF rule): a page on another
+    origin that makes the browser send the cookie gets 403."""
+    client = AsyncHTTPClient()
+    base = f"http://localhost:{jp_http_port}{jp_base_url}"
+    token = jp_serverapp.identity_provider.token
+    # A token-authenticated request leaves the login cookie, as opening Lab's URL does.
+    login = await client.fetch(f"{base}workbench/api/status?token={token}")
+    cookies = {}
+    for header in login.headers.get_list("Set-Cookie"):
+        name, _, rest = header.partition("=")
+        cookies[name] = rest.split(";")[0]
+    session = "; ".join(f"{k}={v}" for k, v in cookies.items() if k != "_xsrf")
+    assert session, login.headers
+    url = f"{base}workbench/api/promote"
+    with pytest.raises(HTTPClientError) as refused:
+        await client.fetch(url, method="POST", body="{}", headers={"Cookie": session})
+    assert refused.value.code == 403
+    # With the XSRF cookie and header, as JupyterLab sends them, the route itself answers.
+    xsrf = cookies.get("_xsrf") or "2|01234567|0123456789abcdef0123456789abcdef|1"
+    with pytest.raises(HTTPClientError) as answered:
+        await client.fetch(url, method="POST", body="{}", headers={
+            "Cookie": f"{session}; _xsrf={xsrf}", "X-XSRFToken": xsrf})
+    assert answered.value.code == 400  # no ref: the route ran and refused the body
+    assert json.loads(answered.value.response.body)["field"] == "ref"
