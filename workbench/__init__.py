@@ -105,7 +105,12 @@ def __getattr__(name: str) -> Any:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """``%load_ext workbench``: register ``%mlops_track`` and ``%mlops_package``."""
+    """``%load_ext workbench``: register ``%mlops_track`` and ``%mlops_package``.
+
+    Silent and a no-op when the kernel preloaded the magics (the workbench's kernel spec
+    does, through :mod:`workbench.preload`), so a notebook that says ``%load_ext workbench``
+    for other kernels prints nothing in the workbench's own.
+    """
     from workbench.magics import register
 
     register(ipython)

@@ -280,6 +280,83 @@ def _yaml_mapping(text: str) -> dict[str, Any]:
     return data
 
 
+# -- runs ----------------------------------------------------------------------------------------
+@cli.group(cls=_ServerGroup)
+def runs() -> None:
+    """MLflow runs: list them, find the stale RUNNING ones and end them."""
+
+
+def _runs_table(found: Sequence[Any]) -> str:
+    return _table(["run_id", "name", "status", "started", "experiment", "notebook"],
+                  [[r.run_id, r.run_name, r.status,
+                    r.started_at.strftime("%Y-%m-%d %H:%M") if r.started_at else "-",
+                    r.experiment_id, r.notebook or "-"] for r in found])
+
+
+_experiment_option = click.option("-e", "--experiment", "experiments", multiple=True,
+                                  help="only this experiment (repeatable; default: all)")
+
+
+@runs.command("list")
+@_experiment_option
+@click.option("--status", help="only runs in this status (RUNNING, FINISHED, FAILED, KILLED)")
+@click.option("--filter", "filter_string", default="",
+              help="MLflow search filter, e.g. \"metrics.roc_auc > 0.8\"")
+@click.option("-n", "--max", "max_results", default=50, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True)
+def runs_list(experiments: tuple[str, ...], status: str | None, filter_string: str,
+              max_results: int, as_json: bool) -> None:
+    """List runs, newest first."""
+    from workbench import tracking
+
+    settings = _settings()
+    page = tracking.search_runs(tracking.make_client(settings), settings, experiments or None,
+                                status=status, filter_string=filter_string,
+                                max_results=max_results)
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in page.runs], indent=2))
+    else:
+        click.echo(_runs_table(page.runs))
+
+
+@runs.command("stale")
+@_experiment_option
+@click.option("--older-than", default=24.0, show_default=True, type=float, metavar="HOURS",
+              help="a RUNNING run whose process is unknown counts as stale after this long")
+@click.option("--end", "end_status", type=click.Choice(["FAILED", "KILLED", "FINISHED"]),
+              default=None, help="end them with this status")
+def runs_stale(experiments: tuple[str, ...], older_than: float, end_status: str | None) -> None:
+    """RUNNING runs nobody will end (their kernel or job is gone); --end ends them."""
+    from workbench import tracking
+
+    settings = _settings()
+    client = tracking.make_client(settings)
+    found = tracking.stale_runs(client, settings, experiments or None, older_than * 3600)
+    if not found:
+        _say("no stale RUNNING runs")
+        return
+    click.echo(_runs_table(found))
+    if end_status:
+        ended = tracking.end_runs(client, [r.run_id for r in found], end_status)
+        _say(f"ended {len(ended)} run(s) {end_status}")
+    else:
+        _say(f"{len(found)} stale run(s); end them with --end FAILED (or KILLED)")
+
+
+@runs.command("end")
+@click.argument("run_ids", nargs=-1, required=True)
+@click.option("--status", type=click.Choice(["FAILED", "KILLED", "FINISHED"]), default="KILLED",
+              show_default=True)
+def runs_end(run_ids: tuple[str, ...], status: str) -> None:
+    """End RUN_IDS with --status (runs already ended are left as they are)."""
+    from workbench import tracking
+
+    settings = _settings()
+    ended = tracking.end_runs(tracking.make_client(settings), run_ids, status)
+    for run_id in run_ids:
+        click.echo(f"{run_id} {status if run_id in ended else 'already ended'}")
+
+
 # -- models --------------------------------------------------------------------------------------
 @cli.group(cls=_ServerGroup)
 def models() -> None:

@@ -77,10 +77,22 @@ class TrackingError(WorkbenchError):
     """A tracking call (run start, resume, end) cannot be done."""
 
 
+class TrackingNotFound(TrackingError, LookupError):
+    """No run or experiment has that id or name."""
+
+
 class ParameterError(WorkbenchError):
-    """Job parameters do not match the notebook's ``parameters`` cell."""
+    """Job parameters do not match the notebook's ``parameters`` cell.
+
+    Attributes:
+        parameter: the parameter (or request field) at fault, when there is one.
+    """
 
     exit_code = 2
+
+    def __init__(self, message: str, parameter: str | None = None) -> None:
+        super().__init__(message)
+        self.parameter = parameter
 
 
 class JobFailed(WorkbenchError):

@@ -1,8 +1,11 @@
 """``workbench lab``: JupyterLab on 127.0.0.1 with token auth, wired to the platform.
 
 Every kernel it starts loads the magics: ``extension/kernels/python3/kernel.json`` replaces
-the default Python kernel (it passes ``--ext=workbench`` to ipykernel) and JUPYTER_PATH puts
-that folder first.
+the default Python kernel (it passes ``--ext=workbench.preload`` to ipykernel) and
+JUPYTER_PATH puts that folder first. JUPYTER_CONFIG_PATH puts it first among the
+configuration folders too: ``extension/labconfig/default_setting_overrides.json`` turns
+Lab's news feed and update check off (the workbench runs offline; Lab would otherwise ask
+"Would you like to get notified about official Jupyter news?").
 """
 from __future__ import annotations
 
@@ -22,7 +25,8 @@ def lab_environment(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env.update(settings.as_env())
     extension = str(shipped("extension"))
-    env["JUPYTER_PATH"] = os.pathsep.join(p for p in (extension, env.get("JUPYTER_PATH")) if p)
+    for variable in ("JUPYTER_PATH", "JUPYTER_CONFIG_PATH"):
+        env[variable] = os.pathsep.join(p for p in (extension, env.get(variable)) if p)
     return env
 
 

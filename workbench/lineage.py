@@ -25,6 +25,9 @@ DATA_ROWS = PREFIX + "data.rows"
 EXECUTOR = PREFIX + "executor"
 WORKBENCH_VERSION = PREFIX + "version"
 OUTPUT_NOTEBOOK = PREFIX + "job.output_notebook"
+#: ``host:pid`` of the process that started (or resumed) the run: a RUNNING run whose
+#: process is gone is stale (``workbench runs stale``).
+PROCESS = PREFIX + "process"
 
 # Tags carried over from the run to the model version it produced.
 MODEL_VERSION_LINEAGE_KEYS = (
@@ -115,4 +118,8 @@ def data_tags(path: Path, rows: int | None = None) -> dict[str, str]:
 
 
 def runtime_tags(executor: str) -> dict[str, str]:
-    return {EXECUTOR: executor, WORKBENCH_VERSION: __version__}
+    import os
+    import socket
+
+    return {EXECUTOR: executor, WORKBENCH_VERSION: __version__,
+            PROCESS: f"{socket.gethostname()}:{os.getpid()}"}

@@ -16,6 +16,7 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from traitlets import Bool
 
 from workbench import client, tracking
 from workbench.boundary import debug_requested, describe
@@ -57,11 +58,17 @@ def _one_line_errors(method: Callable[..., Any]) -> Callable[..., Any]:
 class WorkbenchMagics(Magics):
     """The workbench magics; ``settings`` and ``registry`` are built on first use."""
 
-    def __init__(self, shell: Any, settings: Settings | None = None) -> None:
-        super().__init__(shell)
+    end_run_on_error = Bool(
+        True, help="End the run %mlops_track started FAILED when a cell raises (otherwise it "
+                   "stays RUNNING until the kernel stops).",
+    ).tag(config=True)
+
+    def __init__(self, shell: Any, settings: Settings | None = None, **kwargs: Any) -> None:
+        super().__init__(shell, **kwargs)
         self._settings = settings
         self._registry: Any = None
         self._tracked: dict[str, str] = {}  # instance/version/data_date of the tracked run
+        self._run_ids: set[str] = set()  # the runs %mlops_track started or resumed here
 
     @property
     def settings(self) -> Settings:
@@ -132,6 +139,7 @@ class WorkbenchMagics(Magics):
         )
         self._tracked = {k: v for k, v in zip(("instance", "version", "data_date"),
                                               (args.instance, args.version, args.data_date)) if v}
+        self._run_ids.add(tracked.run_id)
         verb = "resumed" if tracked.resumed else "started"
         print(f"mlops_track: {verb} run {tracked.run_name or tracked.run_id} "
               f"in experiment '{tracked.experiment}': {tracked.url}")
@@ -152,6 +160,25 @@ class WorkbenchMagics(Magics):
             raise
         run_id = tracking.end_tracking("FINISHED")
         print(f"mlops_track: run {run_id} FINISHED")
+
+    def end_failed_run(self, result: Any) -> None:
+        """``post_run_cell``: a cell raised while a run of ``%mlops_track`` is active, so
+        end that run FAILED (e.g. ``%mlops_package`` refused the name); the next
+        ``%mlops_track --instance ...`` starts a new one. A run of the user's own is left
+        alone. Never raises: it runs after every cell."""
+        if not self.end_run_on_error or result is None or result.success:
+            return
+        run = tracking.active_run()
+        if run is None or run.info.run_id not in self._run_ids:
+            return
+        try:
+            tracking.end_tracking("FAILED")
+        except Exception as error:  # a down server must not break every later cell
+            message = describe(error, "%mlops_track", settings=lambda: self.settings).message
+            print(f"mlops_track: could not end run {run.info.run_id} FAILED: {message}")
+            return
+        print(f"mlops_track: the cell failed, run {run.info.run_id} ended FAILED; "
+              "%mlops_track --instance ... starts a new run")
 
     def _end(self, status: str) -> None:
         run_id = tracking.end_tracking(status)
@@ -301,6 +328,14 @@ def _notebook_path(shell: Any) -> Path | None:
 
 
 def register(ipython: Any, settings: Settings | None = None) -> WorkbenchMagics:
-    magics = WorkbenchMagics(ipython, settings)
+    """Register the magics once per shell; a second call returns the registered instance
+    (its tracked run and settings kept)."""
+    registered = ipython.magics_manager.registry.get(WorkbenchMagics.__name__)
+    if isinstance(registered, WorkbenchMagics) and settings is None:
+        return registered
+    if isinstance(registered, WorkbenchMagics):
+        ipython.events.unregister("post_run_cell", registered.end_failed_run)
+    magics = WorkbenchMagics(ipython, settings, parent=ipython)
     ipython.register_magics(magics)
+    ipython.events.register("post_run_cell", magics.end_failed_run)
     return magics

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench import client, lineage
 from workbench.config import Settings
-from workbench.errors import TrackingError
+from workbench.errors import TrackingError, TrackingNotFound
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -91,6 +91,7 @@ class RunSummary:
         notebook: the notebook that ran (``workbench.notebook.path``), if recorded.
         output_notebook: a job's executed notebook (``workbench.job.output_notebook``).
         url: the run's page in the MLflow UI.
+        tags: the run's tags without MLflow's own (``mlflow.*``): lineage, naming, job.
     """
 
     run_id: str
@@ -102,6 +103,66 @@ class RunSummary:
     notebook: str | None
     output_notebook: str | None
     url: str
+    experiment_id: str = ""
+    ended_at: dt.datetime | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: times as ISO 8601 strings."""
+        data = asdict(self)
+        for key in ("started_at", "ended_at"):
+            data[key] = data[key].isoformat() if data[key] else None
+        return data
+
+
+@dataclass(frozen=True)
+class RunPage:
+    """One page of runs and the token of the next page (None on the last)."""
+
+    runs: list[RunSummary]
+    next_page_token: str | None
+
+
+def _summary(run: Any, settings: Settings) -> RunSummary:
+    info, data = run.info, run.data
+    return RunSummary(
+        run_id=info.run_id,
+        run_name=info.run_name or info.run_id,
+        status=info.status,
+        started_at=_time(info.start_time),
+        params=dict(data.params),
+        metrics=dict(data.metrics),
+        notebook=data.tags.get(lineage.NOTEBOOK_PATH),
+        output_notebook=data.tags.get(lineage.OUTPUT_NOTEBOOK),
+        url=run_ui_url(settings, info.experiment_id, info.run_id),
+        experiment_id=info.experiment_id,
+        ended_at=_time(info.end_time),
+        tags={k: v for k, v in data.tags.items() if not k.startswith("mlflow.")},
+    )
+
+
+def _time(millis: int | None) -> dt.datetime | None:
+    return dt.datetime.fromtimestamp(millis / 1000, tz=dt.timezone.utc) if millis else None
+
+
+def _experiment_ids(client: MlflowClient, settings: Settings,
+                    experiments: Sequence[str] | None) -> list[str]:
+    """Ids of the named experiments (all active ones when None).
+
+    Raises:
+        TrackingError: no experiment has one of the names.
+    """
+    if experiments is None:
+        return [e.experiment_id for e in client.search_experiments()]
+    ids = []
+    for name in experiments:
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            names = sorted(e.name for e in client.search_experiments())
+            raise TrackingNotFound(f"no experiment {name!r} at {settings.tracking_uri}; "
+                                f"experiments: {', '.join(names) or 'none yet'}")
+        ids.append(found.experiment_id)
+    return ids
 
 
 def list_runs(client: MlflowClient, settings: Settings, experiment: str,
@@ -111,28 +172,105 @@ def list_runs(client: MlflowClient, settings: Settings, experiment: str,
     Raises:
         TrackingError: no experiment has that name.
     """
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        names = sorted(e.name for e in client.search_experiments())
-        raise TrackingError(f"no experiment {experiment!r} at {settings.tracking_uri}; "
-                            f"experiments: {', '.join(names) or 'none yet'}")
-    runs = client.search_runs([found.experiment_id], max_results=max_results,
-                              order_by=["attributes.start_time DESC"])
-    return [
-        RunSummary(
-            run_id=run.info.run_id,
-            run_name=run.info.run_name or run.info.run_id,
-            status=run.info.status,
-            started_at=(dt.datetime.fromtimestamp(run.info.start_time / 1000, tz=dt.timezone.utc)
-                        if run.info.start_time else None),
-            params=dict(run.data.params),
-            metrics=dict(run.data.metrics),
-            notebook=run.data.tags.get(lineage.NOTEBOOK_PATH),
-            output_notebook=run.data.tags.get(lineage.OUTPUT_NOTEBOOK),
-            url=run_ui_url(settings, run.info.experiment_id, run.info.run_id),
-        )
-        for run in runs
-    ]
+    return search_runs(client, settings, [experiment], max_results=max_results).runs
+
+
+def search_runs(client: MlflowClient, settings: Settings, experiments: Sequence[str] | None = None,
+                *, status: str | None = None, filter_string: str = "",
+                order_by: Sequence[str] = ("attributes.start_time DESC",),
+                max_results: int = 1000, page_token: str | None = None,
+                experiment_ids: Sequence[str] | None = None) -> RunPage:
+    """One page of runs of ``experiments`` (by name; all when None), newest first.
+
+    Args:
+        experiment_ids: the experiments by id instead (saves a lookup per call).
+        status: only runs in this status (RUNNING, FINISHED, FAILED, KILLED, SCHEDULED).
+        filter_string: an MLflow search filter (``metrics.roc_auc > 0.8``), ANDed with status.
+        order_by: MLflow order clauses.
+        page_token: the ``next_page_token`` of the previous page.
+
+    Raises:
+        TrackingError: an unknown experiment or status; MlflowException: a bad filter.
+    """
+    ids = (list(experiment_ids) if experiment_ids is not None
+           else _experiment_ids(client, settings, experiments))
+    clauses = [filter_string] if filter_string.strip() else []
+    if status:
+        status = status.upper()
+        if status not in (*TERMINAL_STATUSES, "RUNNING", "SCHEDULED"):
+            raise TrackingError(f"status {status!r} is not one of RUNNING, SCHEDULED, "
+                                f"{', '.join(TERMINAL_STATUSES)}")
+        clauses.append(f"attributes.status = '{status}'")
+    if not ids:
+        return RunPage([], None)
+    found = client.search_runs(ids, " and ".join(clauses), max_results=max_results,
+                               order_by=list(order_by), page_token=page_token)
+    return RunPage([_summary(run, settings) for run in found], found.token or None)
+
+
+def get_run(client: MlflowClient, settings: Settings, run_id: str) -> RunSummary:
+    """One run.
+
+    Raises:
+        TrackingError: no run has that id.
+    """
+    from workbench.client import is_not_found
+
+    try:
+        return _summary(client.get_run(run_id), settings)
+    except Exception as exc:
+        if is_not_found(exc):
+            raise TrackingNotFound(f"no run {run_id!r} at {settings.tracking_uri}") from None
+        raise
+
+
+def stale_runs(client: MlflowClient, settings: Settings, experiments: Sequence[str] | None = None,
+               older_than_s: float = 24 * 3600) -> list[RunSummary]:
+    """RUNNING runs nobody will end: the process that started them on this machine is gone,
+    or (started elsewhere, or before the process was recorded) they began more than
+    ``older_than_s`` ago.
+
+    Raises:
+        TrackingError: an unknown experiment.
+    """
+    import socket
+
+    import psutil
+
+    host = socket.gethostname()
+    cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=older_than_s)
+    stale: list[RunSummary] = []
+    token: str | None = None
+    while True:
+        page = search_runs(client, settings, experiments, status="RUNNING", page_token=token)
+        for run in page.runs:
+            where, _, pid = run.tags.get(lineage.PROCESS, "").rpartition(":")
+            if where == host and pid.isdigit():
+                if not psutil.pid_exists(int(pid)):
+                    stale.append(run)
+            elif run.started_at is None or run.started_at < cutoff:
+                stale.append(run)
+        token = page.next_page_token
+        if not token:
+            return stale
+
+
+def end_runs(client: MlflowClient, run_ids: Sequence[str], status: str = "KILLED") -> list[str]:
+    """End each run with ``status``; returns the ids ended (runs already ended are skipped).
+
+    Raises:
+        TrackingError: ``status`` is not terminal.
+    """
+    status = status.upper()
+    if status not in TERMINAL_STATUSES:
+        raise TrackingError(f"status {status!r} is not one of {', '.join(TERMINAL_STATUSES)}")
+    ended = []
+    for run_id in run_ids:
+        if client.get_run(run_id).info.status in TERMINAL_STATUSES:
+            continue
+        client.set_terminated(run_id, status)
+        ended.append(run_id)
+    return ended
 
 
 # -- the notebook side (fluent API) ----------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from _browser import lab, webdriver  # noqa: F401 (the browser tests' fixtures)
 
 from workbench import lineage, tracking
 from workbench.config import Settings

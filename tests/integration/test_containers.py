@@ -90,7 +90,7 @@ def test_the_workbench_image_is_lab_and_job_runner_as_a_non_root_user(docker_cli
         " 'version': workbench.__version__}))\n"
     )
     out = json.loads(_docker.run_output(docker_client, workbench_image.id, ["python", "-c", script]))
-    assert "--ext=workbench" in out["argv"]  # the magics load in every kernel
+    assert "--ext=workbench.preload" in out["argv"]  # the magics load in every kernel
     uid = _docker.run_output(docker_client, workbench_image.id, ["id", "-u"]).strip()
     assert uid == "1000"
 
@@ -283,7 +283,18 @@ def test_workbench_lab_in_a_container_answers_on_loopback_with_a_token(
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/kernelspecs?token={lab.token}",
                                     timeout=10) as response:
             specs = json.loads(response.read())
-        assert "--ext=workbench" in specs["kernelspecs"]["python3"]["spec"]["argv"]
+        assert "--ext=workbench.preload" in specs["kernelspecs"]["python3"]["spec"]["argv"]
+        # The Workbench is in the image: its server routes, its Lab extension, news off.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/workbench/api/status?token={lab.token}",
+                                    timeout=30) as response:
+            assert json.loads(response.read())["tracking_uri"]
+        for plugin, key, value in (("@mlops-workbench/lab:plugin", "pollInterval", 2000),
+                                   ("@jupyterlab/apputils-extension:notification", "fetchNews",
+                                    "false")):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/lab/api/settings/{plugin}"
+                                        f"?token={lab.token}", timeout=10) as response:
+                schema = json.loads(response.read())["schema"]["properties"]
+            assert schema[key]["default"] == value, plugin
     finally:
         lab.stop()
     assert docker_client.containers.list(all=True, filters={"id": lab.container.id}) == []

@@ -40,7 +40,7 @@ def test_python3_kernel_loads_the_magics_without_load_ext(tmp_path: Path,
     monkeypatch.setenv("JUPYTER_PATH", env["JUPYTER_PATH"])
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
     spec = KernelSpecManager().get_kernel_spec("python3")
-    assert "--ext=workbench" in spec.argv
+    assert "--ext=workbench.preload" in spec.argv
     assert Path(spec.resource_dir) == Path(extension) / "kernels" / "python3"
 
     km, kc = start_new_kernel(kernel_name="python3", env=env, startup_timeout=120)
@@ -63,6 +63,12 @@ def test_python3_kernel_loads_the_magics_without_load_ext(tmp_path: Path,
         text = "".join(outputs)
         assert "'mlops_track'" in text and "'mlops_package'" in text, text
         assert str(tmp_path / ".workbench") in text  # the kernel got the settings' environment
+
+        # A notebook's own %load_ext workbench says nothing in this kernel.
+        outputs.clear()
+        reply = kc.execute_interactive("%load_ext workbench", timeout=60, output_hook=collect)
+        assert reply["content"]["status"] == "ok", errors
+        assert outputs == []
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
@@ -134,6 +140,20 @@ def test_workbench_lab_serves_on_localhost_with_token_auth(tmp_path: Path):
         wrong, _ = _get(f"{base}/api/kernels?token=not-the-token")
         assert wrong in (401, 403)
 
+        # The server extension is on: its routes answer with the token, 403 without.
+        with urllib.request.urlopen(f"{base}/workbench/api/status?token={match.group(1)}",
+                                    timeout=30) as response:
+            assert json.load(response)["tracking_uri"] == "http://127.0.0.1:1"
+        assert _get(f"{base}/workbench/api/status")[0] == 403
+
+        # Offline by default: Lab's news feed and update check are off.
+        plugin = "@jupyterlab/apputils-extension:notification"
+        with urllib.request.urlopen(f"{base}/lab/api/settings/{plugin}?token={match.group(1)}",
+                                    timeout=10) as response:
+            schema = json.load(response)["schema"]["properties"]
+        assert schema["fetchNews"]["default"] == "false"
+        assert schema["checkForUpdates"]["default"] is False
+
         # Bound to loopback only: another local address of this machine gets no answer.
         import socket
 
@@ -158,3 +178,11 @@ def _non_loopback_ip() -> str | None:
         except OSError:
             return None
     return None if ip.startswith("127.") or ip == "0.0.0.0" else ip
+
+
+def test_the_server_extension_is_enabled_on_install():
+    listed = subprocess.run([sys.executable, "-m", "jupyter", "server", "extension", "list"],
+                            capture_output=True, text=True, timeout=120)
+    output = listed.stdout + listed.stderr
+    assert re.search(r"workbench\.jupyter\s.*enabled", output), output
+    assert re.search(r"workbench\.jupyter\s.*OK", output), output

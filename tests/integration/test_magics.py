@@ -166,3 +166,41 @@ def test_package_with_the_server_gone_is_one_line_in_seconds(shell, unique_insta
         shell.run_line_magic("mlops_package", "model")
     assert time.monotonic() - started < 5
     assert "\n" not in str(raised.value)
+
+
+def test_a_failing_cell_ends_the_tracked_run_failed(shell, unique_instance, capsys):
+    shell.run_cell(f"%mlops_track --instance {unique_instance} --version v1 --data-date 20240131")
+    run_id = mlflow.active_run().info.run_id
+    result = shell.run_cell("%mlops_package nothing")  # a magic refusing, as in train.ipynb
+    assert not result.success
+    assert mlflow.active_run() is None
+    assert _run(run_id).info.status == "FAILED"
+    assert f"run {run_id} ended FAILED" in capsys.readouterr().out
+
+    # A run the user started without %mlops_track is theirs: left RUNNING.
+    own = mlflow.start_run(experiment_id=_run(run_id).info.experiment_id)
+    assert not shell.run_cell("1 / 0").success
+    assert mlflow.active_run() is not None and _run(own.info.run_id).info.status == "RUNNING"
+    mlflow.end_run()
+
+
+def test_ending_the_run_on_error_can_be_turned_off(shell, unique_instance):
+    shell.run_cell("%config WorkbenchMagics.end_run_on_error = False")
+    shell.run_cell(f"%mlops_track --instance {unique_instance}")
+    run_id = mlflow.active_run().info.run_id
+    assert not shell.run_cell("1 / 0").success
+    assert _run(run_id).info.status == "RUNNING"
+    shell.run_cell("%mlops_track --end")
+    assert _run(run_id).info.status == "FINISHED"
+
+
+def test_load_ext_after_the_kernel_preloaded_the_magics_is_silent(shell, capsys):
+    magics = shell.magics_manager.registry["WorkbenchMagics"]
+    shell.extension_manager.loaded.discard("workbench")  # as a kernel that preloaded it
+    shell.extension_manager.load_extension("workbench.preload")
+    capsys.readouterr()
+    assert shell.run_cell("%load_ext workbench").success
+    assert capsys.readouterr().out == ""
+    assert shell.magics_manager.registry["WorkbenchMagics"] is magics  # not registered twice
+    assert len([f for f in shell.events.callbacks["post_run_cell"]
+                if getattr(f, "__self__", None) is magics]) == 1

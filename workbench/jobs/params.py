@@ -69,7 +69,7 @@ def check_parameters(notebook: Path, given: Mapping[str, Any],
     if unknown:
         raise ParameterError(
             f"{notebook.name} has no parameter {', '.join(map(repr, unknown))}; "
-            f"it declares: {', '.join(declared) or '(none)'}"
+            f"it declares: {', '.join(declared) or '(none)'}", parameter=unknown[0],
         )
     return {name: _coerce(name, value, declared[name]) for name, value in given.items()}
 
@@ -131,5 +131,24 @@ def parse_literal(text: str) -> Any:
 def _mismatch(name: str, value: Any, type_name: str, declared: Mapping[str, Any]) -> ParameterError:
     return ParameterError(
         f"parameter {name!r} expects {type_name} (default {declared.get('default')}), "
-        f"got {value!r}; pass e.g. -p {name} {declared.get('default')}"
+        f"got {value!r}; pass e.g. -p {name} {declared.get('default')}", parameter=name,
     )
+
+
+def parameter_fields(notebook: Path) -> list[dict[str, Any]]:
+    """The notebook's parameters as a form shows them: name, type, default value, help.
+
+    ``default`` is the default's value when it is a literal (``"v2"``, ``0.5``), else its
+    source text; ``type`` is ``int``, ``float``, ``str``, ``bool``, ``list``, ``dict`` or
+    ``None`` (anything: the value is taken as papermill would).
+
+    Raises:
+        ParameterError: the notebook is missing or has no cell tagged ``parameters``.
+    """
+    fields = []
+    for name, declared in declared_parameters(notebook).items():
+        source = declared.get("default")
+        value = parse_literal(source) if isinstance(source, str) else source
+        fields.append({"name": name, "type": declared_type(declared), "default": value,
+                       "source": source, "help": declared.get("help") or ""})
+    return fields
