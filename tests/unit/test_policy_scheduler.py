@@ -119,3 +119,90 @@ def test_the_scheduler_process_gets_every_setting(project):
     again = Settings.from_env(environ=env, cwd=Path("/"))
     assert again.project_root == settings.project_root and again.home == settings.home
     assert again.scheduler_store_url == settings.scheduler_store_url
+
+
+class _Proposed:
+    run_ids = ("train-run",)
+
+    def __init__(self, trigger: str, tags: dict[str, str]) -> None:
+        self.trigger, self.tags = trigger, tags
+
+    def summary(self) -> str:
+        return f"proposal after {self.trigger}"
+
+
+@pytest.fixture
+def fakes(monkeypatch):
+    """run_policy_job's collaborators: the notebook job, the registry reads, the proposal."""
+    from types import SimpleNamespace
+
+    from workbench.policy import proposals, scheduler
+
+    calls: dict[str, list] = {"jobs": [], "proposals": []}
+    verdict = {"drift": "drift"}
+
+    def notebook_job(policy, kind, parameters, experiment, tags, settings, say):
+        calls["jobs"].append((kind, parameters, experiment, tags))
+        return f"{kind}-run"
+
+    def propose(policy, settings, data_date, *, trigger, tags, progress):
+        calls["proposals"].append((data_date, trigger, tags))
+        return _Proposed(trigger, tags)
+
+    monkeypatch.setattr(scheduler, "_notebook_job", notebook_job)
+    monkeypatch.setattr(proposals, "champion_of",
+                        lambda policy, settings: SimpleNamespace(label="churn_v2_20240229"))
+    monkeypatch.setattr(proposals, "drift_verdict", lambda instance, settings: verdict["drift"])
+    monkeypatch.setattr(proposals, "propose", propose)
+    return calls, verdict
+
+
+def test_a_drift_verdict_proposes_a_retrain_of_the_same_period(project, fakes):
+    from workbench.policy.scheduler import run_policy_job
+    from workbench.policy.schema import load_policy
+
+    calls, verdict = fakes
+    policy = load_policy(project.project_root / "policies" / "churn.yaml", project.project_root)
+    at = dt.datetime(2024, 5, 1, 6, tzinfo=dt.timezone.utc)
+    outcome = run_policy_job(policy, "drift", project, at=at, trigger="schedule")
+    [(kind, parameters, experiment, tags)] = calls["jobs"]
+    assert (kind, experiment) == ("drift", "churn-monitoring")
+    assert parameters == {"model_ref": "churn_v2_20240229",
+                          "current_path": str(project.project_root / "data" / "churn_20240430.csv")}
+    assert tags["workbench.policy"] == "churn" and tags["workbench.policy.trigger"] == "schedule"
+    assert tags["workbench.policy.data_date"] == "20240430"
+    [(data_date, trigger, retrain_tags)] = calls["proposals"]
+    assert data_date == "20240430" and trigger == "drift: churn_v2_20240229 on 20240430"
+    assert retrain_tags["workbench.policy.job"] == "retrain"
+    assert retrain_tags["workbench.policy.trigger"] == trigger
+    assert outcome.verdict == "drift" and outcome.run_ids == ("drift-run", "train-run")
+
+    verdict["drift"] = "ok"
+    calls["proposals"].clear()
+    assert run_policy_job(policy, "drift", project, at=at).proposal is None
+    assert calls["proposals"] == []
+
+
+def test_the_performance_job_goes_through_the_seam(project, fakes):
+    from types import SimpleNamespace
+
+    from workbench.policy.scheduler import run_policy_job
+    from workbench.policy.schema import load_policy
+
+    calls, _ = fakes
+    path = project.project_root / "policies" / "churn.yaml"
+    path.write_text(path.read_text() + '  performance: {cron: "0 7 * * mon"}\n'
+                    "triggers: {performance: {below: 0.8}}\n")
+    policy = load_policy(path, project.project_root)
+    seen = []
+
+    def check(ref, settings, **kwargs):
+        seen.append((ref, kwargs))
+        return SimpleNamespace(triggered=kwargs["below"] > 0.79, reason="roc_auc 0.78 < 0.80")
+
+    at = dt.datetime(2024, 5, 6, 7, tzinfo=dt.timezone.utc)
+    outcome = run_policy_job(policy, "performance", project, at=at, performance_trigger=check)
+    assert seen == [("churn@champion", {"metric": "roc_auc", "below": 0.8, "drop": None,
+                                         "window": "month"})]
+    assert outcome.verdict == "decay"
+    assert calls["proposals"][0][1] == "performance: roc_auc 0.78 < 0.80"

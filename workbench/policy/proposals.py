@@ -27,6 +27,7 @@ decay) or its retrain schedule comes round:
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import hmac
@@ -319,7 +320,7 @@ def propose(
                         evaluation=judged.data, rows=judged.rows, agreement=judged.agreement,
                         agreement_rows=judged.agreement_rows, decision=decision, reason=reason,
                         run_ids=run_ids)
-    _record(reg, settings, proposal)
+    proposal = _record(reg, settings, proposal)
     say(proposal.summary())
     return proposal
 
@@ -553,14 +554,18 @@ def _decide(policy: Policy, settings: Settings, registry: Registry, candidate: I
                          f"workbench models promote {candidate.label} --alias challenger")
 
 
-def _record(registry: Registry, settings: Settings, proposal: Proposal) -> None:
+def _record(registry: Registry, settings: Settings, proposal: Proposal) -> Proposal:
     """Keep the proposal (a registered-model tag, never overwritten) and announce it."""
     from workbench import client as tracking_client
 
+    # When the decision was made (the id keeps when the proposal began).
+    proposal = dataclasses.replace(
+        proposal, at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
     with tracking_client.mlflow_errors(settings, f"recording proposal {proposal.id}"):
         registry.client.set_registered_model_tag(proposal.instance, proposal.tag_key,
                                                  proposal.to_json())
     notify(settings, proposal)
+    return proposal
 
 
 # -- the webhook ---------------------------------------------------------------------------------
