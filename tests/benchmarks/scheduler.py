@@ -33,7 +33,15 @@ import time
 from pathlib import Path
 
 import nbformat
-from _proc import say
+
+# This folder holds packaging.py (a benchmark), which would shadow the `packaging` library
+# MLflow imports: take the folder off the path once the shared helper is in.
+_HERE = Path(__file__).resolve().parent
+from _proc import say  # noqa: E402
+
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.modules.pop("packaging", None)
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # stdout: the table
 
 TARGET_S = 0.3
 
@@ -124,6 +132,18 @@ def main() -> int:
                            check=True, capture_output=True, env=env, cwd=root)
             manual_total.append(time.time() - started)
             manual_delay.append(float(manual.read_text().split()[-1]) - started)
+        # The same job started warm in this process: what the scheduler itself adds.
+        from workbench.jobs import JobSpec, run_job
+
+        warm_delay, warm_total = [], []
+        for n in range(args.fires + 1):
+            say(f"run_job in this process {n + 1}/{args.fires + 1}")
+            started = time.time()
+            run_job(JobSpec(root / "notebooks" / "stamp.ipynb", {"stamps": str(manual)}),
+                    settings)
+            if n:  # the first one imports papermill and the kernel machinery
+                warm_total.append(time.time() - started)
+                warm_delay.append(float(manual.read_text().split()[-1]) - started)
     finally:
         platform.down()
         if not args.keep:
@@ -132,19 +152,25 @@ def main() -> int:
     def med(values: list[float]) -> float:
         return statistics.median(values)
 
+    def cell(values: list[float]) -> str:
+        return f"{med(values):.2f} s ({min(values):.2f}-{max(values):.2f})"
+
     overhead = med(sched_delay) - med(manual_delay)
     print(f"Scheduler benchmark: {args.fires} fires every {args.every} s (after one warm-up fire), "
-          f"{args.fires} manual runs; medians (min-max)\n")
+          f"{args.fires} manual runs, {args.fires} warm run_job calls; medians (min-max)\n")
     print("| | scheduled fire (from due time) | manual `workbench run` (from command start) | "
-          "scheduled - manual |")
-    print("|---|---|---|---|")
-    for label, a, b in (("to the kernel running the first cell", sched_delay, manual_delay),
-                        ("to the end of the job's run", sched_total, manual_total)):
-        print(f"| {label} | {med(a):.2f} s ({min(a):.2f}-{max(a):.2f}) | "
-              f"{med(b):.2f} s ({min(b):.2f}-{max(b):.2f}) | {med(a) - med(b):+.2f} s |")
+          "`run_job` in a warm process (from the call) | scheduled - manual | "
+          "scheduled - warm |")
+    print("|---|---|---|---|---|---|")
+    for label, a, b, c in (
+            ("to the kernel running the first cell", sched_delay, manual_delay, warm_delay),
+            ("to the end of the job's run", sched_total, manual_total, warm_total)):
+        print(f"| {label} | {cell(a)} | {cell(b)} | {cell(c)} | {med(a) - med(b):+.2f} s | "
+              f"{med(a) - med(c):+.2f} s |")
     verdict = "PASS" if overhead < TARGET_S else "FAIL"
     print(f"\n{verdict}: the scheduler's overhead per fire over a manual run is {overhead:+.2f} s "
-          f"(target < {TARGET_S} s)")
+          f"(target < {TARGET_S} s); over the same job started warm: "
+          f"{med(sched_delay) - med(warm_delay):+.2f} s (its own wake-up, thread and history)")
     print(json.dumps({"scheduled_delay": sched_delay, "manual_delay": manual_delay}),
           file=sys.stderr)
     return 0 if verdict == "PASS" else 1

@@ -599,22 +599,35 @@ def run_now(settings: Settings, ident: str, progress: Progress | None = None) ->
     found = {job_id(p.policy.instance, kind): p for p in policies for kind in JOB_KINDS}
     if ident not in found:
         raise WorkbenchError(f"no policy job {ident!r}; jobs: {', '.join(sorted(found)) or 'none'}")
-    item = found[ident]
-    kind = ident.rsplit(".", 1)[1]
+    return fire_and_record(settings, found[ident].policy, ident.rsplit(".", 1)[1],
+                           trigger=RUN_NOW, progress=progress)
+
+
+def fire_and_record(settings: Settings, policy: Policy, kind: str, *, trigger: str,
+                    at: dt.datetime | None = None, progress: Progress | None = None
+                    ) -> FireOutcome:
+    """Run ``policy``'s ``kind`` job in this process under its lock, recorded in the history
+    as the scheduler records its own fires (``run-now``; the demo's simulated clock).
+
+    Raises:
+        JobBusy: the job runs already.
+        WorkbenchError: the job failed (recorded ``failed`` first).
+    """
+    ident = job_id(policy.instance, kind)
     engine = store_engine(settings)
     try:
         record = History(engine)
         with job_lock(settings, ident):
-            record.record(ident, "started", trigger=RUN_NOW)
+            record.record(ident, "started", trigger=trigger, scheduled_for=at)
             try:
-                outcome = run_policy_job(item.policy, kind, settings, trigger=RUN_NOW,
+                outcome = run_policy_job(policy, kind, settings, at=at, trigger=trigger,
                                          progress=progress)
             except BaseException as error:
-                record.record(ident, "failed", trigger=RUN_NOW, run_ids=_run_ids_of(error),
-                              detail=_first_line(error))
+                record.record(ident, "failed", trigger=trigger, scheduled_for=at,
+                              run_ids=_run_ids_of(error), detail=_first_line(error))
                 raise
-            record.record(ident, "finished", trigger=RUN_NOW, run_ids=outcome.run_ids,
-                          detail=outcome.note)
+            record.record(ident, "finished", trigger=trigger, scheduled_for=at,
+                          run_ids=outcome.run_ids, detail=outcome.note)
             return outcome
     finally:
         engine.dispose()
