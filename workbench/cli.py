@@ -642,15 +642,18 @@ def _roles(roles: dict[str, int]) -> str:
 # -- policies and the scheduler ------------------------------------------------------------------
 @cli.group()
 def policy() -> None:
-    """Retraining policies (policies/<instance>.yaml): check them, see their proposals."""
+    """Retraining policies: check, proposals.
+
+    One file per instance: policies/<instance>.yaml."""
 
 
 @policy.command("check")
 @click.argument("files", nargs=-1, type=click.Path(path_type=Path))
 def policy_check(files: tuple[Path, ...]) -> None:
-    """Check policy FILES (default: every file in the policies folder).
+    """Check policy files; one line per problem.
 
-    One line per problem on stderr and exit status 2 when any file has one.
+    FILES default to every file in the policies folder. Exit status 2 when any file has a
+    problem.
     """
     from workbench.policy.schema import check_policy_file, policy_files
 
@@ -677,8 +680,9 @@ def policy_check(files: tuple[Path, ...]) -> None:
 @click.argument("instance")
 @click.option("--json", "as_json", is_flag=True, help="print the proposals as JSON")
 def policy_proposals(instance: str, as_json: bool) -> None:
-    """Every retrain proposal of INSTANCE, oldest first: trigger, both metrics on the same
-    rows, the decision and why."""
+    """Retrain proposals of INSTANCE, oldest first.
+
+    Each with its trigger, both metrics on the same rows, the decision and why."""
     from workbench.policy.proposals import list_proposals
 
     proposals = list_proposals(_settings(), instance)
@@ -698,13 +702,13 @@ def policy_proposals(instance: str, as_json: bool) -> None:
 
 @cli.group()
 def schedule() -> None:
-    """The policies' schedules: list, pause, resume, run one now, history."""
+    """The policies' schedules and their history."""
 
 
 @schedule.command("list")
 @click.option("--json", "as_json", is_flag=True)
 def schedule_list(as_json: bool) -> None:
-    """Every schedule of the policy files, its next fire time and whether it is paused."""
+    """Every schedule, its next run, its state."""
     import datetime as dt
 
     from workbench.policy.scheduler import store_editor
@@ -725,7 +729,9 @@ def schedule_list(as_json: bool) -> None:
 @schedule.command("pause")
 @click.argument("job")
 def schedule_pause(job: str) -> None:
-    """Pause JOB (e.g. churn.retrain) until `schedule resume`; kept across restarts."""
+    """Pause JOB (e.g. churn.drift) until resumed.
+
+    The pause is kept in the store, across restarts."""
     from workbench.policy.scheduler import store_editor
 
     with store_editor(_settings()) as editor:
@@ -748,7 +754,9 @@ def schedule_resume(job: str) -> None:
 @schedule.command("run-now", cls=_ServerCommand)
 @click.argument("job")
 def schedule_run_now(job: str) -> None:
-    """Fire JOB now, in this process, as the scheduler would (recorded as run-now)."""
+    """Fire JOB now in this process; recorded.
+
+    As the scheduler would fire it, under the same lock; the history says run-now."""
     from workbench.policy.scheduler import run_now
 
     outcome = run_now(_settings(), job, progress=_say)
@@ -760,7 +768,9 @@ def schedule_run_now(job: str) -> None:
 @click.option("-n", "--limit", default=50, show_default=True, help="newest entries to show")
 @click.option("--json", "as_json", is_flag=True)
 def schedule_history(job: str | None, limit: int, as_json: bool) -> None:
-    """What the scheduler did (of JOB, or all): started, finished, failed, missed, skipped."""
+    """What the scheduler did, one line per event.
+
+    Of JOB, or of every job: started, finished, failed, missed, skipped."""
     from workbench.policy.scheduler import history
 
     entries = history(_settings(), job, limit)
