@@ -59,6 +59,16 @@ def test_demo_runs_the_whole_cycle_twice(tmp_path):
         batch_runs = client.search_runs([client.get_experiment_by_name("churn-batch").experiment_id])
         assert [r.info.status for r in batch_runs] == ["FINISHED", "FINISHED"]
         assert {r.data.tags["workbench.policy.trigger"] for r in batch_runs} == {"demo clock"}
+        # The clock's fires are in the scheduler's history, at their simulated times.
+        shown = subprocess.run([sys.executable, "-m", "workbench.cli", "schedule", "history",
+                                "--json"], capture_output=True, text=True, env=env, timeout=120)
+        fires = [(e["job_id"], e["event"], e["scheduled_for"]) for e in json.loads(shown.stdout)
+                 if e["trigger"] == "demo clock"]
+        assert [f for f in fires if f[1] == "finished"] == [
+            ("churn.batch", "finished", "2024-04-01T05:00:00+00:00"),
+            ("churn.drift", "finished", "2024-04-01T06:00:00+00:00"),
+            ("churn.batch", "finished", "2024-05-01T05:00:00+00:00"),
+            ("churn.drift", "finished", "2024-05-01T06:00:00+00:00")]
 
         second = subprocess.run(demo, capture_output=True, text=True, env=env, timeout=600)
         assert second.returncode == 0, second.stderr[-3000:]

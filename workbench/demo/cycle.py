@@ -250,12 +250,13 @@ def demo_policy(settings: Settings, progress: Progress) -> Any:
 
 def run_clock(policy: Any, settings: Settings, summary: DemoSummary, progress: Progress) -> None:
     """Fire the policy's jobs at the simulated times of :data:`CLOCK`, as the scheduler
-    would fire them at those times (``run_policy_job``)."""
-    from workbench.policy.scheduler import job_id, run_policy_job
+    would fire them at those times (``run_policy_job``), each recorded in the scheduler's
+    history (``workbench schedule history``) with the trigger ``demo clock``."""
+    from workbench.policy.scheduler import fire_and_record, job_id
 
     for when, kind in CLOCK:
-        outcome = run_policy_job(policy, kind, settings, at=when, trigger="demo clock",
-                                 progress=progress)
+        outcome = fire_and_record(settings, policy, kind, trigger="demo clock", at=when,
+                                  progress=progress)
         if kind == "batch":
             output = settings.home / "predictions" / f"{INSTANCE}_{outcome.data_date}_scored.csv"
             summary.predictions, summary.predicted_rows = output, _rows(output)
