@@ -178,8 +178,10 @@ def platform_status(port: int | None, as_json: bool, use_compose: bool,
     if as_json:
         click.echo(json.dumps(status.as_dict()))
     elif status.running:
+        scheduler = f"; scheduler pid {status.scheduler_pid}" if status.scheduler_pid else ""
         click.echo(f"running (pid {status.pid}) at {status.tracking_uri}"
-                   f"{'' if status.healthy else ', not answering yet'}; state in {status.home}")
+                   f"{'' if status.healthy else ', not answering yet'}{scheduler}; "
+                   f"state in {status.home}")
     else:
         click.echo(f"not running{': ' + status.note if status.note else ''}; "
                    "start it with `workbench platform up`")
@@ -454,18 +456,24 @@ def models_promote(ref: str, alias: str, reason: str, force: bool) -> None:
               help="only this alias's moves")
 @click.option("--json", "as_json", is_flag=True, help="print the records as JSON")
 def models_history(instance: str, alias: str | None, as_json: bool) -> None:
-    """Every promotion and rollback of INSTANCE (a registered model), oldest first."""
-    records = _registry().history(instance, alias)
+    """Every promotion, rollback and retrain proposal of INSTANCE, oldest first."""
+    from workbench.policy.proposals import PROPOSED_BY, list_proposals
+
+    registry = _registry()
+    records = registry.history(instance, alias)
+    proposals = [] if alias else list_proposals(registry.settings, instance, registry)
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in records], indent=2))
         return
-    if not records:
+    if not records and not proposals:
         _say(f"no promotions recorded for {instance}")
-    click.echo(_table(
-        ["when", "action", "alias", "from", "to", "by", "overridden", "reason"],
-        [[r.at, r.action, r.alias, r.from_name or "-", r.to_name, r.by,
-          ",".join(r.overridden) or "-", r.reason or "-"] for r in records],
-    ))
+    rows = [[r.at, r.action, r.alias, r.from_name or "-", r.to_name, r.by,
+             ",".join(r.overridden) or "-", r.reason or "-"] for r in records]
+    # Retrain proposals: what the policy proposed, with both metrics on the same rows.
+    rows += [[p.at, "proposal", p.decision, p.champion or "-", p.candidate or "-", PROPOSED_BY,
+              "-", p.summary()] for p in proposals]
+    click.echo(_table(["when", "action", "alias", "from", "to", "by", "overridden", "reason"],
+                      sorted(rows, key=lambda row: row[0])))
 
 
 @models.command("rollback")
@@ -706,6 +714,152 @@ def _show_comparison(comparison: Any, as_json: bool) -> None:
 
 def _roles(roles: dict[str, int]) -> str:
     return ", ".join(f"{role} {count}" for role, count in roles.items()) or "-"
+
+
+# -- policies and the scheduler ------------------------------------------------------------------
+@cli.group()
+def policy() -> None:
+    """Retraining policies: check, proposals.
+
+    One file per instance: policies/<instance>.yaml."""
+
+
+@policy.command("check")
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
+def policy_check(files: tuple[Path, ...]) -> None:
+    """Check policy files; one line per problem.
+
+    FILES default to every file in the policies folder. Exit status 2 when any file has a
+    problem.
+    """
+    from workbench.policy.schema import check_policy_file, policy_files
+
+    settings = _settings()
+    paths = list(files) or policy_files(settings.project_root, settings.policies_dir)
+    if not paths:
+        _say(f"no policy files in {settings.policies_dir}")
+        return
+    failed = False
+    for path in paths:
+        checked, problems = check_policy_file(path, settings.project_root)
+        for line in problems:
+            click.echo(f"error: {line}", err=True)
+        failed = failed or bool(problems)
+        if checked is not None and not problems:
+            schedules = ", ".join(f"{kind} '{s.cron}' {checked.schedule_timezone(kind)}"
+                                  for kind, s in checked.schedules.items()) or "no schedules"
+            click.echo(f"ok: {path} (instance {checked.instance}; {schedules})")
+    if failed:
+        sys.exit(2)
+
+
+@policy.command("proposals", cls=_ServerCommand)
+@click.argument("instance")
+@click.option("--json", "as_json", is_flag=True, help="print the proposals as JSON")
+def policy_proposals(instance: str, as_json: bool) -> None:
+    """Retrain proposals of INSTANCE, oldest first.
+
+    Each with its trigger, both metrics on the same rows, the decision and why."""
+    from workbench.policy.proposals import list_proposals
+
+    proposals = list_proposals(_settings(), instance)
+    if as_json:
+        click.echo(json.dumps([p.as_dict() for p in proposals], indent=2))
+        return
+    if not proposals:
+        _say(f"no proposals recorded for {instance}")
+    click.echo(_table(
+        ["when", "trigger", "candidate", "champion", "metric", "cand.", "champ.", "rows",
+         "agreement", "decision", "why"],
+        [[p.at, p.trigger, p.candidate or "-", p.champion or "-", p.metric,
+          _metric(p.candidate_value), _metric(p.champion_value), p.rows,
+          "-" if p.agreement is None else f"{p.agreement:.1%}", p.decision, p.reason]
+         for p in proposals]))
+
+
+@cli.group()
+def schedule() -> None:
+    """The policies' schedules and their history."""
+
+
+@schedule.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def schedule_list(as_json: bool) -> None:
+    """Every schedule, its next run, its state."""
+    import datetime as dt
+
+    from workbench.policy.scheduler import store_editor
+
+    with store_editor(_settings()) as editor:
+        jobs = editor.jobs()
+    if as_json:
+        click.echo(json.dumps([j.as_dict() for j in jobs], indent=2))
+        return
+    click.echo(_table(["job", "cron", "timezone", "next run (UTC)", "state", "policy"],
+                      [[j.id, j.cron, j.timezone,
+                        j.next_run.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+                        if j.next_run
+                        else "-", "paused" if j.paused else "scheduled", j.policy_file]
+                       for j in jobs]))
+
+
+@schedule.command("pause")
+@click.argument("job")
+def schedule_pause(job: str) -> None:
+    """Pause JOB (e.g. churn.drift) until resumed.
+
+    The pause is kept in the store, across restarts."""
+    from workbench.policy.scheduler import store_editor
+
+    with store_editor(_settings()) as editor:
+        editor.pause(job)
+    click.echo(f"{job}: paused")
+
+
+@schedule.command("resume")
+@click.argument("job")
+def schedule_resume(job: str) -> None:
+    """Resume JOB from its next fire time after now."""
+    from workbench.policy.scheduler import store_editor
+
+    with store_editor(_settings()) as editor:
+        resumed = editor.resume(job)
+    when = resumed.next_run.isoformat(timespec="seconds") if resumed.next_run else "-"
+    click.echo(f"{job}: next run {when}")
+
+
+@schedule.command("run-now", cls=_ServerCommand)
+@click.argument("job")
+def schedule_run_now(job: str) -> None:
+    """Fire JOB now in this process; recorded.
+
+    As the scheduler would fire it, under the same lock; the history says run-now."""
+    from workbench.policy.scheduler import run_now
+
+    outcome = run_now(_settings(), job, progress=_say)
+    click.echo(json.dumps(outcome.as_dict(), indent=2))
+
+
+@schedule.command("history")
+@click.argument("job", required=False)
+@click.option("-n", "--limit", default=50, show_default=True, help="newest entries to show")
+@click.option("--json", "as_json", is_flag=True)
+def schedule_history(job: str | None, limit: int, as_json: bool) -> None:
+    """What the scheduler did, one line per event.
+
+    Of JOB, or of every job: started, finished, failed, missed, skipped."""
+    from workbench.policy.scheduler import history
+
+    entries = history(_settings(), job, limit)
+    if as_json:
+        click.echo(json.dumps([e.as_dict() for e in entries], indent=2))
+        return
+    if not entries:
+        _say("no history yet")
+    click.echo(_table(["recorded", "job", "event", "trigger", "scheduled for", "runs", "detail"],
+                      [[e.recorded_at, e.job_id, e.event, e.trigger, e.scheduled_for,
+                        ",".join(r[:8] for r in e.run_ids) or "-", e.detail or "-"]
+                       for e in entries]))
 
 
 # -- lab -----------------------------------------------------------------------------------------

@@ -107,6 +107,13 @@ class Settings(BaseSettings):
             empty means the host's network when the tracking server is on loopback.
         container_tracking_uri: the tracking URI as containers on ``docker_network`` see
             it (``http://mlflow:5000`` on the compose platform); empty: ``tracking_uri``.
+        policies_dir: the folder of the retraining policies (``policies/<instance>.yaml``)
+            the scheduler loads.
+        scheduler_store: SQLAlchemy URL of the scheduler's job store and history (default:
+            SQLite under ``home``; the compose platform's Postgres there).
+        webhook_url: where a retrain proposal is announced (POST, JSON); empty: nowhere.
+        webhook_secret: the key of the body's HMAC-SHA256 signature (never printed); a
+            proposal is not sent unsigned.
     """
 
     model_config = SettingsConfigDict(
@@ -135,6 +142,10 @@ class Settings(BaseSettings):
     base_image: str = "python:3.11-slim"
     docker_network: str = ""
     container_tracking_uri: str = ""
+    policies_dir: Path = Field(default=Path("policies"))
+    scheduler_store: str = ""
+    webhook_url: str = ""
+    webhook_secret: SecretStr = SecretStr("")
 
     def __init__(self, **values: Any) -> None:
         build = _BUILD.get() or _Build(os.environ, find_project_root())
@@ -170,7 +181,8 @@ class Settings(BaseSettings):
             return data
         root = Path(data.get("project_root") or _current_build().root)
         data["project_root"] = root
-        for name, default in (("home", ".workbench"), ("data_dir", "data")):
+        for name, default in (("home", ".workbench"), ("data_dir", "data"),
+                              ("policies_dir", "policies")):
             given = data.get(name)
             path = Path(given).expanduser() if given else Path(default)
             data[name] = path if path.is_absolute() else root / path
@@ -191,6 +203,10 @@ class Settings(BaseSettings):
     @property
     def prediction_store_url(self) -> str:
         return self.prediction_store or f"sqlite:///{self.home / 'predictions.db'}"
+
+    @property
+    def scheduler_store_url(self) -> str:
+        return self.scheduler_store or f"sqlite:///{self.home / 'scheduler.db'}"
 
     @property
     def embedded_tracking_uri(self) -> str:
@@ -233,8 +249,9 @@ class Settings(BaseSettings):
         """A copy with some fields changed (port changes move the default tracking URI)."""
         if "port" in changes and self.tracking_uri == self.embedded_tracking_uri:
             changes.setdefault("tracking_uri", f"http://{self.host}:{changes['port']}")
-        if isinstance(changes.get("tracking_password"), str):
-            changes["tracking_password"] = SecretStr(changes["tracking_password"])
+        for secret in ("tracking_password", "webhook_secret"):
+            if isinstance(changes.get(secret), str):
+                changes[secret] = SecretStr(changes[secret])
         return self.model_copy(update=changes)
 
     def as_env(self) -> dict[str, str]:
@@ -399,7 +416,7 @@ def _one_line(error: ValidationError, build: _Build) -> str:
     annotation = Settings.model_fields[name].annotation if name in Settings.model_fields else None
     kind = getattr(annotation, "__name__", str(annotation)).lower()
     expected = _EXPECTED.get(kind, kind)
-    shown = "'***'" if name == "tracking_password" else repr(problem.get("input"))
+    shown = "'***'" if name in {"tracking_password", "webhook_secret"} else repr(problem.get("input"))
     origin = ("an override" if name in build.overridden
               else build.origins.get(name, f"{ENV_PREFIX}{name.upper()}"))
     variable = ENV_PREFIX + name.upper()

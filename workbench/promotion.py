@@ -15,6 +15,11 @@ Two gates, both on by default (``Settings.promotion_gates``):
     ``challenger``: a model whose inputs drifted is no candidate for either.
 
 Re-pointing an alias at the instance that holds it already changes nothing and is not gated.
+
+The metric gate reads each instance's own run metric unless it is given a :class:`SameData`
+measurement: both instances scored on the same rows (a retrain proposal's newest labelled
+period), which is then what the gate compares: run metrics measured on different test sets
+compare apples with oranges.
 Pure functions over :class:`~workbench.registry.Instance`; ``Registry.promote`` calls them.
 """
 from __future__ import annotations
@@ -45,6 +50,28 @@ class GateFailure:
     message: str
 
 
+@dataclass(frozen=True)
+class SameData:
+    """The primary metric of a candidate and of an alias's holder, measured on the same rows.
+
+    Attributes:
+        metric: the metric's name (it counts only when it is the primary metric).
+        candidate: the candidate's value on the rows.
+        current: the holder's value on the same rows.
+        current_number: the MLflow version number of the instance ``current`` belongs to
+            (it counts only while that instance still holds the alias).
+        rows: how many rows both were scored on.
+        data: what the rows are, for the messages (``data/churn_20240430.csv, 1250 held-out rows``).
+    """
+
+    metric: str
+    candidate: float
+    current: float
+    current_number: int
+    rows: int
+    data: str
+
+
 def configured_gates(settings: Settings) -> tuple[str, ...]:
     """The gates ``settings.promotion_gates`` turns on, in a fixed order.
 
@@ -62,7 +89,7 @@ def configured_gates(settings: Settings) -> tuple[str, ...]:
 
 
 def check_gates(candidate: Instance, current: Instance | None, alias: str,
-                settings: Settings) -> list[GateFailure]:
+                settings: Settings, same_data: SameData | None = None) -> list[GateFailure]:
     """The gates that refuse pointing ``alias`` at ``candidate``; empty when it may move.
 
     Args:
@@ -70,6 +97,8 @@ def check_gates(candidate: Instance, current: Instance | None, alias: str,
         current: the instance that holds ``alias`` now (None when none does), with metrics.
         alias: ``champion`` or ``challenger``.
         settings: the primary metric, its direction and the configured gates.
+        same_data: both instances' metric on the same rows; the metric gate compares these
+            instead of the run metrics when they are of ``current`` and the primary metric.
 
     Raises:
         ConfigError: ``settings.promotion_gates`` names an unknown gate.
@@ -79,7 +108,9 @@ def check_gates(candidate: Instance, current: Instance | None, alias: str,
         return []
     failures: list[GateFailure] = []
     if METRIC in gates and current is not None:
-        failure = _metric_gate(candidate, current, alias, settings)
+        failure = (_same_data_gate(candidate, current, alias, settings, same_data)
+                   if _applies(same_data, current, settings)
+                   else _metric_gate(candidate, current, alias, settings))
         if failure:
             failures.append(failure)
     if DRIFT in gates and drift_status(candidate) == DRIFTED:
@@ -107,12 +138,36 @@ def _metric_gate(candidate: Instance, current: Instance, alias: str,
         return GateFailure(METRIC, f"{candidate.label} has {metric} {mine} (not a finite number), "
                                    f"nothing to compare with the {alias} {current.label} "
                                    f"({theirs:.4f}); fix the metric in the training run")
+    return _worse(candidate, current, alias, settings, mine, theirs, "")
+
+
+def _applies(same_data: SameData | None, current: Instance, settings: Settings) -> bool:
+    return (same_data is not None and same_data.current_number == current.number
+            and same_data.metric == settings.primary_metric)
+
+
+def _same_data_gate(candidate: Instance, current: Instance, alias: str, settings: Settings,
+                    same_data: SameData | None) -> GateFailure | None:
+    assert same_data is not None  # _applies said so
+    metric, mine, theirs = same_data.metric, same_data.candidate, same_data.current
+    where = f"on the same {same_data.rows} rows ({same_data.data})"
+    if _usable(mine) is None or _usable(theirs) is None:
+        return GateFailure(METRIC, f"{metric} {where} is not a finite number for "
+                                   f"{candidate.label} ({mine}) or the {alias} {current.label} "
+                                   f"({theirs}); nothing to compare")
+    return _worse(candidate, current, alias, settings, mine, theirs, f" {where}")
+
+
+def _worse(candidate: Instance, current: Instance, alias: str, settings: Settings, mine: float,
+           theirs: float, where: str) -> GateFailure | None:
+    """The metric gate's refusal when ``mine`` is worse than ``theirs``, else None."""
     worse = mine < theirs if settings.greater_is_better else mine > theirs
     if not worse:
         return None
     direction = "higher" if settings.greater_is_better else "lower"
-    return GateFailure(METRIC, f"{candidate.label} has {metric} {mine:.4f}, worse than the "
-                               f"{alias} {current.label} ({theirs:.4f}; {direction} is better)")
+    return GateFailure(METRIC, f"{candidate.label} has {settings.primary_metric} {mine:.4f}"
+                               f"{where}, worse than the {alias} {current.label} ({theirs:.4f}; "
+                               f"{direction} is better)")
 
 
 def _usable(value: float | None) -> float | None:

@@ -36,7 +36,8 @@ class _SessionPlatform:
                 environ={}, cwd=self.project_root, home=str(self.home), port=free_port(),
                 data_dir=str(self.home / "data"),
             )
-            self.platform = EmbeddedPlatform(settings, workers=1)
+            # No scheduler: the project's policy files are not the tests' business.
+            self.platform = EmbeddedPlatform(settings, workers=1, scheduler=False)
             self.platform.up()
         return self.platform.settings
 

@@ -6,23 +6,29 @@
 #                 predictions_writer (the serving service: INSERT only, plus SELECT on the
 #                 store's own small tables such as its schema version) and predictions_reader
 #                 (Lab, jobs and drift checks: SELECT only).
+#   scheduler     the policy scheduler's job store and history, owned by its own role
+#                 (the scheduler service creates its tables at first start).
 # The tables are created later by the owner (the predictions-prepare one-shot); the default
 # privileges below give the writer and the reader their rights on whatever the owner creates.
 set -eu
 : "${PREDICTIONS_OWNER_PASSWORD:?}" "${PREDICTIONS_WRITER_PASSWORD:?}" "${PREDICTIONS_READER_PASSWORD:?}"
+: "${SCHEDULER_DB_PASSWORD:?}"
 
 psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" --no-psqlrc \
     --set su="$POSTGRES_USER" \
     --set owner_pw="$PREDICTIONS_OWNER_PASSWORD" \
     --set writer_pw="$PREDICTIONS_WRITER_PASSWORD" \
-    --set reader_pw="$PREDICTIONS_READER_PASSWORD" <<'SQL'
+    --set reader_pw="$PREDICTIONS_READER_PASSWORD" \
+    --set scheduler_pw="$SCHEDULER_DB_PASSWORD" <<'SQL'
 CREATE DATABASE mlflow_auth OWNER :"su";
+CREATE ROLE scheduler LOGIN PASSWORD :'scheduler_pw';
+CREATE DATABASE scheduler OWNER scheduler;
 CREATE ROLE predictions_owner LOGIN PASSWORD :'owner_pw';
 CREATE ROLE predictions_writer LOGIN PASSWORD :'writer_pw';
 CREATE ROLE predictions_reader LOGIN PASSWORD :'reader_pw';
 CREATE DATABASE predictions OWNER predictions_owner;
 -- Only the superuser reaches MLflow's databases; the store's roles reach their own only.
-REVOKE ALL ON DATABASE mlflow, mlflow_auth, predictions FROM PUBLIC;
+REVOKE ALL ON DATABASE mlflow, mlflow_auth, predictions, scheduler FROM PUBLIC;
 GRANT CONNECT ON DATABASE predictions TO predictions_writer, predictions_reader;
 SQL
 

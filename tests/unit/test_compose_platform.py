@@ -169,3 +169,21 @@ def test_lab_and_jobs_get_the_tracking_user_and_no_superuser_secret() -> None:
     serving = " ".join(str(v) for v in services["serving"]["environment"].values())
     assert "predictions_writer:" in serving and "${POSTGRES_PASSWORD" not in serving
     assert services["mlflow"]["command"][-2:] == ["--app-name", "basic-auth"]
+
+
+def test_the_scheduler_service_runs_the_policy_scheduler_with_its_own_database() -> None:
+    services = yaml.safe_load((REPO / "platform" / "compose.yaml").read_text())["services"]
+    scheduler = services["scheduler"]
+    assert scheduler["command"] == ["python", "-m", "workbench.policy.scheduler"]
+    assert scheduler["image"] == services["jupyter"]["image"]  # the workbench image
+    environment = scheduler["environment"]
+    assert environment["WORKBENCH_SCHEDULER_STORE"].startswith(
+        "postgresql+psycopg2://scheduler:${SCHEDULER_DB_PASSWORD")
+    assert set(TRACKING_CREDENTIALS) <= set(environment)
+    text = " ".join(str(v) for v in environment.values())
+    for secret in ("POSTGRES_PASSWORD", "MLFLOW_AUTH_ADMIN_PASSWORD", "MINIO_ROOT_PASSWORD",
+                   "PREDICTIONS_OWNER_PASSWORD", "PREDICTIONS_WRITER_PASSWORD"):
+        assert "${" + secret not in text, f"scheduler gets {secret}"
+    assert "ports" not in scheduler  # nothing to publish
+    init = (REPO / "platform" / "postgres" / "init-databases.sh").read_text()
+    assert "CREATE DATABASE scheduler OWNER scheduler;" in init

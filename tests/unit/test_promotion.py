@@ -234,3 +234,32 @@ def test_rollback_moves_back_records_it_and_says_which_gates_it_bypassed(tmp_pat
         registry.rollback("churn", reason="and again")
     with pytest.raises(ModelNotFound, match="nothing holds churn@challenger"):
         registry.rollback("churn", "challenger", reason="no challenger")
+
+
+def test_the_metric_gate_compares_metrics_on_the_same_rows_when_given_them(tmp_path):
+    from workbench.promotion import SameData
+
+    settings = _settings(tmp_path)
+    champion = _instance(1, auc=0.836)  # measured on January's test rows
+    candidate = _instance(2, auc=0.826)  # on February's: apples and oranges
+    assert [f.gate for f in check_gates(candidate, champion, "champion", settings)] == [METRIC]
+    same = SameData("roc_auc", candidate=0.84, current=0.83, current_number=1, rows=1250,
+                    data="20240229: churn_20240229.csv, 1250 labelled rows")
+    assert check_gates(candidate, champion, "champion", settings, same) == []
+    worse = dataclasses.replace(same, candidate=0.80)
+    [failure] = check_gates(candidate, champion, "champion", settings, worse)
+    assert failure.message == (
+        "churn_v2_20240131 has roc_auc 0.8000 on the same 1250 rows (20240229: "
+        "churn_20240229.csv, 1250 labelled rows), worse than the champion churn_v1_20240131 "
+        "(0.8300; higher is better)")
+    # Measured against another instance than the holder, or another metric: not used.
+    assert check_gates(candidate, champion, "champion", settings,
+                       dataclasses.replace(same, current_number=7))[0].gate == METRIC
+    assert check_gates(candidate, champion, "champion", settings,
+                       dataclasses.replace(same, metric="f1"))[0].gate == METRIC
+    nan = dataclasses.replace(same, candidate=float("nan"))
+    assert "not a finite number" in check_gates(candidate, champion, "champion", settings, nan)[0].message
+    # The drift gate still holds whatever the metric says.
+    drifted = _instance(3, auc=0.9, drift="drift")
+    assert [f.gate for f in check_gates(drifted, champion, "champion", settings,
+                                        dataclasses.replace(same))] == [DRIFT]

@@ -68,7 +68,7 @@ def run_job(
         tracker = ClientTracker(client if client is not None else make_client(settings))
 
     tags = {JOB_TAG: "true", **lineage.notebook_tags(notebook), **lineage.runtime_tags(executor.name),
-            **executor_tags}
+            **executor_tags, **spec.tags}
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     try:
         run_id, experiment_id = tracker.start(experiment, f"{notebook.stem}-{stamp}", tags, parameters)

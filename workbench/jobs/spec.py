@@ -35,6 +35,7 @@ class JobSpec:
         timeout: seconds before the job is killed (0: no limit).
         kernel_name: Jupyter kernel to run in (the notebook's own by default).
         image: container image, for executors that run one.
+        tags: extra tags for the job's run (a scheduled job's policy and trigger).
     """
 
     notebook: Path
@@ -44,6 +45,7 @@ class JobSpec:
     timeout: float = 0.0
     kernel_name: str | None = None
     image: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,8 @@ DEFAULT_PROJECT = "mlops-workbench"
 SECRETS = ("POSTGRES_PASSWORD", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "PGADMIN_PASSWORD",
            "JUPYTER_TOKEN", "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY",
            "MLFLOW_TRACKING_PASSWORD", "PREDICTIONS_OWNER_PASSWORD",
-           "PREDICTIONS_WRITER_PASSWORD", "PREDICTIONS_READER_PASSWORD")
+           "PREDICTIONS_WRITER_PASSWORD", "PREDICTIONS_READER_PASSWORD",
+           "SCHEDULER_DB_PASSWORD")
 # Only these reach Lab and job containers (and the host's clients): the non-admin tracking user.
 TRACKING_CREDENTIALS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 # The .env key naming each of the workbench's own images the platform runs -> its image name

@@ -2,7 +2,14 @@
 
 Layout under ``<home>/platform``: ``mlflow.db`` (SQLite backend store), ``artifacts/``
 (proxied artifact store), ``server.pid`` (JSON: pid, its start time, host, port),
-``server.log`` and ``platform.lock``.
+``server.log`` and ``platform.lock``; when the project has policy files, the scheduler's
+``scheduler.pid``, ``scheduler.log`` and ``scheduler.state`` (written by the scheduler once
+its jobs are in its store, ``<home>/scheduler.db``).
+
+The scheduler (:mod:`workbench.policy.scheduler`) is a second managed process, started by
+``up`` after the server answers (the policies are checked before anything starts: a bad
+policy file is one line per problem and nothing is started) and stopped by ``down`` before
+the server; an ``up`` that finds it running asks it to reload the policy files (SIGHUP).
 
 ``up`` and ``down`` hold ``platform.lock`` (a ``filelock`` lock, released by the OS if the
 holder dies) while they read and change the pid file, so two ``up`` at once start one server:
@@ -48,6 +55,7 @@ class PlatformStatus:
     pid: int | None
     home: Path
     note: str = ""
+    scheduler_pid: int | None = None
 
     def as_dict(self) -> dict:
         out = asdict(self)
@@ -61,17 +69,22 @@ class EmbeddedPlatform:
     Args:
         settings: host, port, state directory and start-up timeout come from here.
         workers: uvicorn worker processes for the server.
+        scheduler: start the policy scheduler beside the server when the project has
+            policy files.
     """
 
-    def __init__(self, settings: Settings, workers: int = 2) -> None:
+    def __init__(self, settings: Settings, workers: int = 2, scheduler: bool = True) -> None:
         self.settings = settings
         self.workers = workers
+        self.scheduler = scheduler
         self.dir = settings.home / "platform"
         self.pid_file = self.dir / "server.pid"
         self.log_file = self.dir / "server.log"
         self.lock_file = self.dir / "platform.lock"
         self.backend_uri = f"sqlite:///{self.dir / 'mlflow.db'}"
         self.artifacts_dir = self.dir / "artifacts"
+        self.scheduler_pid_file = self.dir / "scheduler.pid"
+        self.scheduler_log_file = self.dir / "scheduler.log"
 
     @property
     def tracking_uri(self) -> str:
@@ -81,15 +94,19 @@ class EmbeddedPlatform:
     def status(self) -> PlatformStatus:
         """Whether the server recorded in the pid file runs and answers."""
         record = self._read_pid_file()
+        scheduler = self._scheduler_pid()
         if record is None:
-            return PlatformStatus(False, False, self.tracking_uri, None, self.settings.home)
+            return PlatformStatus(False, False, self.tracking_uri, None, self.settings.home,
+                                  scheduler_pid=scheduler)
         pid, uri = record["pid"], record["tracking_uri"]
         if not _is_our_server(pid, record.get("started")):
             return PlatformStatus(
                 False, False, uri, pid, self.settings.home,
                 note=f"stale pid file {self.pid_file}: process {pid} is not running",
+                scheduler_pid=scheduler,
             )
-        return PlatformStatus(True, answers(uri), uri, pid, self.settings.home)
+        return PlatformStatus(True, answers(uri), uri, pid, self.settings.home,
+                              scheduler_pid=scheduler)
 
     def logs(self, lines: int = 50) -> str:
         """The last ``lines`` lines of the server log."""
@@ -110,7 +127,12 @@ class EmbeddedPlatform:
                 or another ``up`` held the lock for longer than the start-up timeout.
         """
         with self._locked(progress):
-            return self._up(progress)
+            policies = self._policies()
+            status = self._up(progress)
+            if policies:
+                self._up_scheduler(progress)
+                status = self.status()
+            return status
 
     def _up(self, progress: Progress) -> PlatformStatus:
         current = self.status()
@@ -173,6 +195,12 @@ class EmbeddedPlatform:
             return self._down(progress)
 
     def _down(self, progress: Progress) -> PlatformStatus:
+        scheduler = self._scheduler_pid()
+        if scheduler is not None:
+            # First, so that no fire starts a job against a server that is going away.
+            progress(f"stopping the scheduler (pid {scheduler})")
+            self._stop_group(scheduler)
+        self.scheduler_pid_file.unlink(missing_ok=True)
         current = self.status()
         if current.running and current.pid is not None:
             progress(f"stopping mlflow server (pid {current.pid})")
@@ -181,6 +209,66 @@ class EmbeddedPlatform:
             progress(f"removed {current.note}")
         self.pid_file.unlink(missing_ok=True)
         return self.status()
+
+    # -- the scheduler ---------------------------------------------------------------------
+    def _policies(self) -> int:
+        """How many policy files the scheduler would load; checked before anything starts.
+
+        Raises:
+            PolicyError: a policy file has a problem (one line each).
+        """
+        if not self.scheduler:
+            return 0
+        from workbench.policy.schema import load_policies
+
+        return len(load_policies(self.settings.project_root, None, self.settings.policies_dir))
+
+    def _scheduler_pid(self) -> int | None:
+        """The pid of our running scheduler process, None when none runs."""
+        try:
+            record = json.loads(self.scheduler_pid_file.read_text())
+            pid = int(record["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return pid if _is_our_server(pid, record.get("started"), _SCHEDULER) else None
+
+    def _up_scheduler(self, progress: Progress) -> None:
+        from workbench.policy.scheduler import daemon_env, read_state, state_file
+
+        running = self._scheduler_pid()
+        if running is not None:
+            os.kill(running, signal.SIGHUP)
+            progress(f"scheduler runs already (pid {running}); asked it to reload the policies")
+            return
+        env = {**{k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"},
+               **daemon_env(self.settings)}
+        progress(f"starting the scheduler (policies in {self.settings.policies_dir})")
+        with open(self.scheduler_log_file, "ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", _SCHEDULER[0]], stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True, env=env,
+                cwd=self.settings.project_root)
+        self.scheduler_pid_file.write_text(json.dumps(
+            {"pid": process.pid, "started": _create_time(process.pid)}))
+        deadline = time.monotonic() + self.settings.startup_timeout
+        while (read_state(self.settings) or {}).get("pid") != process.pid:
+            exited = process.poll()
+            if exited is not None or time.monotonic() > deadline:
+                if exited is None:
+                    self._stop_group(process.pid)
+                self.scheduler_pid_file.unlink(missing_ok=True)
+                what = f"exited with status {exited}" if exited is not None else "did not start"
+                raise PlatformError(
+                    f"the scheduler {what} (it writes {state_file(self.settings)} when ready); last lines of "
+                    f"{self.scheduler_log_file}:\n{self._tail(self.scheduler_log_file, 15)}")
+            time.sleep(0.1)
+        progress(f"scheduler is up (pid {process.pid})")
+
+    @staticmethod
+    def _tail(path: Path, lines: int) -> str:
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
     # -- internals -------------------------------------------------------------------------
     @contextmanager
@@ -300,8 +388,14 @@ def _create_time(pid: int) -> float | None:
         return None
 
 
-def _is_our_server(pid: int, started: Any = None) -> bool:
-    """The pid is alive and is our ``mlflow server`` (pids are reused after a reboot).
+_MLFLOW_SERVER = ("mlflow", "server")
+_SCHEDULER = ("workbench.policy.scheduler",)
+
+
+def _is_our_server(pid: int, started: Any = None,
+                   markers: tuple[str, ...] = _MLFLOW_SERVER) -> bool:
+    """The pid is alive and is our ``mlflow server`` (or the process whose command line has
+    all of ``markers``; pids are reused after a reboot).
 
     ``started`` is the process's start time recorded in the pid file; a process with the
     same pid but another start time is someone else's.
@@ -317,7 +411,7 @@ def _is_our_server(pid: int, started: Any = None) -> bool:
         return True
     except psutil.NoSuchProcess:
         return False
-    return "mlflow" in cmdline and "server" in cmdline
+    return all(marker in cmdline for marker in markers)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

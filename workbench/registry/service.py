@@ -34,7 +34,7 @@ from workbench.errors import (
     PromotionRefused,
 )
 from workbench.naming import PROMOTION_ALIASES, ModelName, ModelRef, parse_ref
-from workbench.promotion import GateFailure, check_gates
+from workbench.promotion import GateFailure, SameData, check_gates
 from workbench.registry import model_io
 from workbench.registry.types import (
     AUDIT_PREFIX,
@@ -442,10 +442,12 @@ class Registry:
         reason: str = "",
         by: str | None = None,
         override: bool = False,
+        same_data: SameData | None = None,
     ) -> Promotion:
         """Point ``alias`` (``champion`` or ``challenger``) at ``ref`` and record who, when, why.
 
-        The promotion gates (:mod:`workbench.promotion`) run first. ``override`` promotes
+        The promotion gates (:mod:`workbench.promotion`) run first; ``same_data`` gives the
+        metric gate both instances' metric on the same rows (a retrain proposal's). ``override`` promotes
         despite failed gates; it needs a ``reason``, and the record names the gates it
         overrode. The history record is written before the alias moves: a promotion that
         is not in the history did not happen.
@@ -469,7 +471,7 @@ class Registry:
         target = self.resolve(f"models:/{ref.registered_model}/{ref.number}"
                               if isinstance(ref, Instance) else ref)
         previous = self._alias_holder(target.registered_model, alias)
-        failures = check_gates(target, previous, alias, self.settings)
+        failures = check_gates(target, previous, alias, self.settings, same_data)
         if failures and not override:
             raise PromotionRefused(
                 f"{alias} not moved to {target.label}: "
