@@ -441,7 +441,7 @@ def _spark_properties(conf: tuple[str, ...]) -> dict[str, str]:
 @_master_option
 @_conf_option
 @click.option("--batch-rows", type=click.IntRange(min=1), default=None,
-              help="with --engine local: rows scored at a time (default 100000)")
+              help="with --engine local: rows scored at a time (default 500000)")
 def predict(ref: str, input_path: str, output_path: Path, engine: str, master: str | None,
             conf: tuple[str, ...], batch_rows: int | None) -> None:
     """Batch-score INPUT with a model instance into OUTPUT (same columns on every engine:

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
-DEFAULT_BATCH_ROWS = 100_000
+DEFAULT_BATCH_ROWS = 500_000
 _GLOB_CHARACTERS = set("*?[")
 _CSV_BLOCK = 1 << 24
 
