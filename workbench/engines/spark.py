@@ -361,7 +361,7 @@ def score_frame(session: SparkSession, frame: DataFrame, model: LoadedModel, mod
     from workbench.engines._scorer import MODEL_ARTIFACT, SparkScorer
 
     scorer_dir = workdir / "scorer"
-    with _quiet("mlflow.pyfunc"):
+    with _quiet("mlflow.pyfunc", "mlflow.models.flavor_backend_registry"):
         # MLflow's notes on cloudpickle and on env_manager="local" concern this wrapper,
         # which the workbench writes and reads itself: nothing the user can act on.
         mlflow.pyfunc.save_model(str(scorer_dir), python_model=SparkScorer(model.label),
@@ -380,16 +380,18 @@ def score_frame(session: SparkSession, frame: DataFrame, model: LoadedModel, mod
 
 
 @contextlib.contextmanager
-def _quiet(logger: str) -> Iterator[None]:
+def _quiet(*loggers: str) -> Iterator[None]:
     import logging
 
-    log = logging.getLogger(logger)
-    level = log.level
-    log.setLevel(logging.ERROR)
+    logs = [logging.getLogger(name) for name in loggers]
+    levels = [log.level for log in logs]
+    for log in logs:
+        log.setLevel(logging.ERROR)
     try:
         yield
     finally:
-        log.setLevel(level)
+        for log, level in zip(logs, levels):
+            log.setLevel(level)
 
 
 def _col(name: str) -> Any:
