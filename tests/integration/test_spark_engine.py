@@ -226,3 +226,22 @@ def test_the_cli_scores_on_spark_and_shows_its_stages(spark_ready, settings, cha
     assert f"1500 rows scored by {champion.label}" in done.stdout
     assert "spark stage " in done.stderr and "\r" not in done.stderr
     assert len(pd.read_parquet(tmp_path / "out")) == 1500
+
+
+def test_monitor_profile_stores_a_profile_for_a_model_registered_without_one(settings, registry,
+                                                                             demo_data,
+                                                                             tmp_path):
+    from workbench.monitoring.service import profile_model
+
+    frame = pd.read_csv(demo_data / "churn_20240131.csv")
+    model = build_pipeline("logistic_regression", list(FEATURES)).fit(frame[list(FEATURES)],
+                                                                      frame[TARGET])
+    bare = _register(registry, ModelName("profileme", "v1", "20240131"), model, None)
+    assert "workbench.profile" not in bare.tags
+    stored = profile_model(bare, settings, demo_data / "churn_20240131.csv")
+    assert not stored.replaced and stored.profile.rows == len(frame)
+    again = profile_model(bare.full_name, settings, demo_data / "churn_20240131.csv")
+    assert again.replaced
+    check = check_model_drift(bare.full_name, settings, current=demo_data / "churn_20240229.csv",
+                              log=False, report_dir=tmp_path)
+    assert check.result.verdict in ("ok", "warn") and check.result.prediction is not None
