@@ -495,15 +495,55 @@ def models_rollback(instance: str, alias: str, reason: str) -> None:
 
 
 # -- predictions ---------------------------------------------------------------------------------
+_engine_option = click.option(
+    "--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True,
+    help="local: streaming, one machine; spark: Apache Spark (the [spark] extra)")
+_master_option = click.option(
+    "--master", default=None,
+    help="with --engine spark: local[*], spark://HOST:PORT, yarn, k8s://... "
+    "(default WORKBENCH_SPARK_MASTER, else local[*])")
+_conf_option = click.option(
+    "--conf", "conf", multiple=True, metavar="KEY=VALUE",
+    help="with --engine spark: a Spark property (repeatable), e.g. spark.executor.memory=4g")
+
+
+def _spark_properties(conf: tuple[str, ...]) -> dict[str, str]:
+    from workbench.config import parse_properties
+
+    try:
+        return parse_properties(";".join(conf))
+    except ValueError as exc:
+        raise click.BadParameter(f"{exc}; write --conf key=value", param_hint="--conf") from None
+
+
 @cli.command("predict", cls=_ServerCommand)
 @click.argument("ref")
-@click.option("--input", "input_path", required=True, type=click.Path(path_type=Path))
-@click.option("--output", "output_path", required=True, type=click.Path(path_type=Path))
-def predict(ref: str, input_path: Path, output_path: Path) -> None:
-    """Batch-score INPUT (CSV/Parquet) with a model instance into OUTPUT."""
-    from workbench.predict import predict_file
+@click.option("--input", "input_path", required=True,
+              help="a CSV/Parquet file, a folder of them, or a glob ('data/*.parquet')")
+@click.option("--output", "output_path", required=True, type=click.Path(path_type=Path),
+              help="local: a .csv or .parquet file; spark: a folder of Parquet files")
+@_engine_option
+@_master_option
+@_conf_option
+@click.option("--batch-rows", type=click.IntRange(min=1), default=None,
+              help="with --engine local: rows scored at a time (default 500000)")
+def predict(ref: str, input_path: str, output_path: Path, engine: str, master: str | None,
+            conf: tuple[str, ...], batch_rows: int | None) -> None:
+    """Batch-score INPUT with a model instance into OUTPUT (same columns on every engine:
+    the input's, prediction, probability for classifiers, model_name, scored_at)."""
+    if engine == "spark":
+        from workbench.engines.spark import predict_spark
 
-    result = predict_file(ref, input_path, output_path, _settings())
+        result = predict_spark(ref, input_path, output_path, _settings(), master=master,
+                               conf=_spark_properties(conf), progress=_say)
+    else:
+        if master or conf:
+            raise click.UsageError("--master and --conf need --engine spark")
+        from workbench.engines.local import DEFAULT_BATCH_ROWS
+        from workbench.predict import predict_file
+
+        result = predict_file(ref, input_path, output_path, _settings(),
+                              batch_rows=batch_rows or DEFAULT_BATCH_ROWS, progress=_say)
     click.echo(f"{result.rows} rows scored by {result.model.label} -> {result.output}")
 
 
@@ -600,10 +640,17 @@ def monitor() -> None:
 @click.option("--report-dir", type=click.Path(path_type=Path),
               help="where to write the report (default: under the state directory)")
 @click.option("--json", "as_json", is_flag=True, help="print the JSON summary instead of the table")
+@_engine_option
+@_master_option
+@_conf_option
 def monitor_drift(ref: str, current: Path | None, since: str | None, until: str | None,
                   thresholds_file: Path | None, threshold_values: tuple[tuple[str, str], ...],
-                  report_dir: Path | None, as_json: bool) -> None:
+                  report_dir: Path | None, as_json: bool, engine: str, master: str | None,
+                  conf: tuple[str, ...]) -> None:
     """Check REF's current data for drift; log the report to MLflow.
+
+    With --engine spark, --current may be a folder or glob of any size: Spark counts it in
+    one pass, with the same figures as the local check.
 
     Exit status: 0 ok or warn, 1 drift, 2 the check cannot be made (bad input).
     """
@@ -613,7 +660,8 @@ def monitor_drift(ref: str, current: Path | None, since: str | None, until: str 
     thresholds = Thresholds.from_yaml(thresholds_file.read_text() if thresholds_file else "",
                                       dict(threshold_values))
     check = check_model_drift(ref, _settings(), current=current, since=since, until=until,
-                              thresholds=thresholds, report_dir=report_dir, progress=_say)
+                              thresholds=thresholds, report_dir=report_dir, progress=_say,
+                              engine=engine, master=master, conf=_spark_properties(conf))
     if as_json:
         click.echo(check.summary_json.read_text())
     else:
@@ -630,6 +678,35 @@ def monitor_drift(ref: str, current: Path | None, since: str | None, until: str 
         _say(f"note: {note}")
     _say(f"report: {check.report_html}")
     check.raise_for_drift()
+
+
+@monitor.command("profile", cls=_DriftCommand)
+@click.argument("ref")
+@click.option("--data", required=True,
+              help="the training data: a CSV/Parquet file, a folder of them, or a glob")
+@_engine_option
+@_master_option
+@_conf_option
+def monitor_profile(ref: str, data: str, engine: str, master: str | None,
+                    conf: tuple[str, ...]) -> None:
+    """Build REF's reference profile from DATA and store it with its version (replacing any).
+
+    For models registered without an input frame, and training data too large for pandas
+    (--engine spark).
+
+    Exit status: 0 stored, 2 it cannot be built or stored.
+    """
+    from workbench.monitoring.service import profile_model
+
+    stored = profile_model(ref, _settings(), data, engine=engine, master=master,
+                           conf=_spark_properties(conf), progress=_say)
+    profile = stored.profile
+    click.echo(_table(["feature", "kind", "count", "missing"],
+                      [[f.name, f.kind, f.count, f.missing]
+                       for f in (*profile.features,
+                                 *((profile.prediction,) if profile.prediction else ()))]))
+    click.echo(f"{'replaced' if stored.replaced else 'stored'} the reference profile of "
+               f"{stored.model.label}: {profile.rows} rows")
 
 
 def _number(value: float | None, spec: str) -> str:

@@ -29,13 +29,14 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -43,6 +44,8 @@ from pydantic_settings import (
 from workbench.errors import ConfigError
 
 ENV_PREFIX = "WORKBENCH_"
+#: setup.cfg's section of Spark properties (``spark.executor.memory = 4g``).
+SPARK_SECTION = "workbench.spark"
 _PROJECT_MARKERS = ("setup.cfg", "pyproject.toml", ".git")
 
 #: ``WORKBENCH_*`` variables that are not settings fields but are read elsewhere: the project
@@ -114,6 +117,14 @@ class Settings(BaseSettings):
         webhook_url: where a retrain proposal is announced (POST, JSON); empty: nowhere.
         webhook_secret: the key of the body's HMAC-SHA256 signature (never printed); a
             proposal is not sent unsigned.
+        spark_master: the Spark master the Spark engine uses (``local[*]``,
+            ``spark://HOST:PORT``, ``yarn``, ``k8s://...``).
+        spark_driver_host: the address the Spark driver binds to and executors reach it at
+            (a cluster's executors need one they can reach).
+        spark_ui: start Spark's web UI (off: it would listen on a port of its own).
+        spark_conf: more Spark properties: ``key=value`` pairs separated by ``;`` (or a
+            JSON object) in ``WORKBENCH_SPARK_CONF``, or the ``[workbench.spark]`` section
+            of ``setup.cfg``.
     """
 
     model_config = SettingsConfigDict(
@@ -146,6 +157,10 @@ class Settings(BaseSettings):
     scheduler_store: str = ""
     webhook_url: str = ""
     webhook_secret: SecretStr = SecretStr("")
+    spark_master: str = "local[*]"
+    spark_driver_host: str = "127.0.0.1"
+    spark_ui: bool = False
+    spark_conf: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
 
     def __init__(self, **values: Any) -> None:
         build = _BUILD.get() or _Build(os.environ, find_project_root())
@@ -173,6 +188,11 @@ class Settings(BaseSettings):
             _MappingSource(settings_cls, _read_dotenv(build.root / ".env"), build.root / ".env"),
             _SetupCfgSource(settings_cls, build.root / "setup.cfg"),
         )
+
+    @field_validator("spark_conf", mode="before")
+    @classmethod
+    def _spark_properties(cls, value: Any) -> Any:
+        return parse_properties(value) if isinstance(value, str) else value
 
     @model_validator(mode="before")
     @classmethod
@@ -282,6 +302,32 @@ class Settings(BaseSettings):
         return env
 
 
+def parse_properties(text: str) -> dict[str, str]:
+    """``key=value`` pairs separated by ``;`` or new lines, or a JSON object, as a dict.
+
+    Raises:
+        ValueError: a pair without ``=``, or JSON that is not an object (pydantic turns it
+            into the settings' one-line error).
+    """
+    text = text.strip()
+    if text.startswith("{"):
+        import json
+
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("a JSON object of Spark properties is needed")
+        return {str(k): str(v) for k, v in data.items()}
+    properties: dict[str, str] = {}
+    for pair in (p.strip() for p in text.replace("\n", ";").split(";")):
+        if not pair:
+            continue
+        key, equals, value = pair.partition("=")
+        if not equals or not key.strip():
+            raise ValueError(f"{pair!r} is not key=value")
+        properties[key.strip()] = value.strip()
+    return properties
+
+
 def find_project_root(start: Path | None = None) -> Path:
     """The nearest folder from ``start`` up that looks like a project, else ``start``."""
     start = (start or Path.cwd()).resolve()
@@ -360,7 +406,7 @@ class _SetupCfgSource(PydanticBaseSettingsSource):
 
     def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
         super().__init__(settings_cls)
-        self._values = _read_setup_cfg(path)
+        self._values: dict[str, Any] = dict(_read_setup_cfg(path))
         fields = set(settings_cls.model_fields) - {"project_root"}
         build = _current_build()
         for key in list(self._values):
@@ -369,6 +415,11 @@ class _SetupCfgSource(PydanticBaseSettingsSource):
                 del self._values[key]
             else:
                 build.origins.setdefault(key, f"{key} in {path} [workbench]")
+        spark = _read_setup_cfg(path, SPARK_SECTION)
+        if spark and "spark_conf" not in self._values:
+            # Spark's own property names, as in spark-defaults.conf.
+            self._values["spark_conf"] = spark
+            build.origins.setdefault("spark_conf", f"{path} [{SPARK_SECTION}]")
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         return self._values.get(field_name), field_name, False
@@ -393,7 +444,7 @@ def _read_dotenv(path: Path) -> dict[str, str | None]:
     return dict(dotenv_values(path))
 
 
-def _read_setup_cfg(path: Path) -> dict[str, str]:
+def _read_setup_cfg(path: Path, section: str = "workbench") -> dict[str, str]:
     if not path.is_file():
         return {}
     # No interpolation: a URL with %20 in it is a value, not a template.
@@ -402,11 +453,19 @@ def _read_setup_cfg(path: Path) -> dict[str, str]:
         parser.read(path, encoding="utf-8")
     except configparser.Error as exc:
         raise ConfigError(f"{path}: cannot be parsed ({exc.__class__.__name__}); fix the file") from exc
-    return dict(parser["workbench"]) if parser.has_section("workbench") else {}
+    if not parser.has_section(section):
+        return {}
+    if section == SPARK_SECTION:
+        # configparser lowercases keys; Spark's property names are case-sensitive.
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.optionxform = str  # type: ignore[assignment,method-assign]
+        parser.read(path, encoding="utf-8")
+    return dict(parser[section])
 
 
 _EXPECTED = {"int": "an integer", "float": "a number", "bool": "true or false",
-             "path": "a path", "str": "text", "secretstr": "text"}
+             "path": "a path", "str": "text", "secretstr": "text",
+             "dict": "key=value pairs (k1=v1;k2=v2)"}
 
 
 def _one_line(error: ValidationError, build: _Build) -> str:

@@ -12,20 +12,26 @@ from __future__ import annotations
 
 import datetime as dt
 import numbers
-import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.config import Settings
+from workbench.engines.local import (
+    DEFAULT_BATCH_ROWS,
+    FORMATS,
+    TableWriter,
+    iter_frames,
+    reading,
+    resolve_dataset,
+)
 from workbench.errors import WorkbenchError
 from workbench.registry import Instance, Registry
 
 if TYPE_CHECKING:
     import pandas as pd
-
-_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
-
 
 @dataclass(frozen=True)
 class BatchPrediction:
@@ -35,19 +41,27 @@ class BatchPrediction:
     rows: int
     model: Instance
     scored_at: dt.datetime
+    files: int = 1
 
 
-class LoadedModel:
-    """A registered instance loaded once, ready to score frames."""
+class ModelScorer:
+    """A loaded pyfunc model that scores frames: the signature's checks, then the model.
 
-    def __init__(self, instance: Instance, settings: Settings) -> None:
-        import mlflow
+    The Spark engine's workers build one from the model files they were shipped (they
+    have no registry); :class:`LoadedModel` builds one from a registered instance.
 
-        mlflow.set_tracking_uri(settings.tracking_uri)
-        self.instance = instance
-        self.pyfunc = mlflow.pyfunc.load_model(instance.uri)
-        self._raw = _unwrap(self.pyfunc)
-        signature = self.pyfunc.metadata.get_input_schema()
+    Attributes:
+        pyfunc: the MLflow pyfunc model.
+        label: the model's name in messages and in the ``model_name`` column.
+        input_columns: the signature's columns (None without a signature).
+        input_types: column -> MLflow type name, for the columns the signature types.
+    """
+
+    def __init__(self, pyfunc: Any, label: str) -> None:
+        self.pyfunc = pyfunc
+        self.label = label
+        self._raw = _unwrap(pyfunc)
+        signature = pyfunc.metadata.get_input_schema()
         self.input_columns = signature.input_names() if signature is not None else None
         # column -> MLflow type name, for the columns the signature types (not tensors)
         self.input_types: dict[str, str] = (
@@ -55,8 +69,14 @@ class LoadedModel:
              if c.name is not None}
             if signature is not None and not signature.is_tensor_spec() else {})
 
-    def predict(self, frame: pd.DataFrame, scored_at: dt.datetime | None = None) -> pd.DataFrame:
-        """``frame`` with prediction, probability (when available), model_name, scored_at.
+    @property
+    def has_probability(self) -> bool:
+        """Whether the scored table gets a ``probability`` column."""
+        return self._raw is not None and hasattr(self._raw, "predict_proba")
+
+    def outputs(self, frame: pd.DataFrame) -> tuple[Any, Any]:
+        """The predictions on ``frame`` and the probability of the last class (None when
+        the model has no ``predict_proba``).
 
         Raises:
             WorkbenchError: columns the model needs are missing from ``frame``, hold values
@@ -68,18 +88,17 @@ class LoadedModel:
             if missing:
                 raise WorkbenchError(
                     f"input lacks column(s) {', '.join(missing)} that "
-                    f"{self.instance.label} was trained on"
+                    f"{self.label} was trained on"
                 )
             features = frame[self.input_columns]
         for column, kind in self.input_types.items():
-            _check_column(features[column], kind, self.instance.label)
-        out = frame.copy()
+            _check_column(features[column], kind, self.label)
         from mlflow.exceptions import MlflowException
 
         try:
-            out["prediction"] = self.pyfunc.predict(features)
-            if self._raw is not None and hasattr(self._raw, "predict_proba"):
-                out["probability"] = self._raw.predict_proba(features)[:, -1]
+            predictions = self.pyfunc.predict(features)
+            probability = (self._raw.predict_proba(features)[:, -1] if self.has_probability
+                           else None)
         except (MlflowException, ValueError, TypeError, KeyError) as error:
             # The signature's enforcement (MlflowException) or the model itself (an unseen
             # category, a wrong dtype) refused these rows: bad input, said in one line.
@@ -87,12 +106,47 @@ class LoadedModel:
             # MLflow's schema errors quote the data and the schema first; the reason is last.
             text = full.rsplit("Error: ", 1)[-1].strip().splitlines()
             raise WorkbenchError(
-                f"{self.instance.label} cannot score this input ({type(error).__name__}: "
+                f"{self.label} cannot score this input ({type(error).__name__}: "
                 f"{text[0][:200] if text else 'no detail'}); check the columns' values and types"
             ) from error
-        out["model_name"] = self.instance.label
-        out["scored_at"] = (scored_at or dt.datetime.now(dt.timezone.utc)).isoformat(timespec="seconds")
+        return predictions, probability
+
+    def predict(self, frame: pd.DataFrame, scored_at: dt.datetime | None = None) -> pd.DataFrame:
+        """``frame`` with prediction, probability (when available), model_name, scored_at.
+
+        Raises:
+            WorkbenchError: see :meth:`outputs`.
+        """
+        predictions, probability = self.outputs(frame)
+        out = frame.copy()
+        out["prediction"] = predictions
+        if probability is not None:
+            out["probability"] = probability
+        out["model_name"] = self.label
+        out["scored_at"] = scored_at_text(scored_at or dt.datetime.now(dt.timezone.utc))
         return out
+
+
+class LoadedModel(ModelScorer):
+    """A registered instance loaded once, ready to score frames.
+
+    Args:
+        instance: the instance.
+        settings: the tracking server its files come from.
+        source: where its files are when they were downloaded already (default: its URI).
+    """
+
+    def __init__(self, instance: Instance, settings: Settings, source: str | None = None) -> None:
+        import mlflow
+
+        mlflow.set_tracking_uri(settings.tracking_uri)
+        self.instance = instance
+        super().__init__(mlflow.pyfunc.load_model(source or instance.uri), instance.label)
+
+
+def scored_at_text(moment: dt.datetime) -> str:
+    """The ``scored_at`` column's value: ISO 8601 to the second."""
+    return moment.isoformat(timespec="seconds")
 
 
 _NUMBER_TYPES = {"integer", "long", "float", "double"}
@@ -162,22 +216,13 @@ def read_table(path: Path) -> pd.DataFrame:
     """
     import pandas as pd
 
-    kind = _FORMATS.get(path.suffix.lower())
+    kind = FORMATS.get(path.suffix.lower())
     if kind is None:
         raise WorkbenchError(f"{path}: unsupported format; use .csv or .parquet")
     if not path.is_file():
         raise WorkbenchError(f"input file {path} does not exist")
-    try:
+    with reading(path, kind):
         frame = pd.read_csv(path) if kind == "csv" else pd.read_parquet(path)
-    except pd.errors.EmptyDataError:
-        raise WorkbenchError(f"{path} is empty; it needs a header line and rows") from None
-    except (ValueError, OSError, UnicodeDecodeError) as error:
-        # pandas' ParserError is a ValueError; pyarrow's ArrowInvalid too; a binary file
-        # given as CSV is a UnicodeDecodeError.
-        text = str(error).strip().splitlines()
-        raise WorkbenchError(
-            f"{path} is not a readable {kind.upper() if kind == 'csv' else 'Parquet'} file "
-            f"({text[0][:200] if text else type(error).__name__}); fix the file") from None
     if frame.empty:
         raise WorkbenchError(f"{path} has no rows to score")
     return frame
@@ -189,21 +234,8 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
     Raises:
         WorkbenchError: unsupported extension.
     """
-    kind = _FORMATS.get(path.suffix.lower())
-    if kind is None:
-        raise WorkbenchError(f"{path}: unsupported output format; use .csv or .parquet")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Beside the target (same file system, so the rename is atomic), with the usual mode.
-    name = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        if kind == "csv":
-            frame.to_csv(name, index=False)
-        else:
-            frame.to_parquet(name, index=False)
-        os.replace(name, path)
-    except BaseException:
-        name.unlink(missing_ok=True)
-        raise
+    with TableWriter(path) as writer:
+        writer.write(frame)
 
 
 def predict_frame(
@@ -218,22 +250,76 @@ def predict_frame(
 
 def predict_file(
     ref: str | Instance, input_path: Path | str, output_path: Path | str,
-    settings: Settings | None = None, registry: Registry | None = None,
+    settings: Settings | None = None, registry: Registry | None = None, *,
+    batch_rows: int = DEFAULT_BATCH_ROWS, progress: Callable[[str], None] | None = None,
 ) -> BatchPrediction:
-    """Score a CSV/Parquet file and write the scored table (CSV or Parquet, by extension).
+    """Score a dataset and write the scored table (CSV or Parquet, by extension).
+
+    The streaming local engine: the input (a CSV/Parquet file, a folder of them or a glob)
+    is read ``batch_rows`` at a time, each batch scored and appended to the output, so
+    memory stays flat however large the input; the output appears whole or not at all.
+
+    Args:
+        ref: full name, ``instance@alias`` or ``models:/`` URI.
+        input_path: a file, a folder (every CSV or Parquet file in it) or a glob.
+        output_path: the scored table, ``.csv`` or ``.parquet``.
+        settings, registry: built from the environment when omitted.
+        batch_rows: rows per batch (Parquet row groups are split to this size).
+        progress: called with a line now and then: rows done of rows in total.
 
     Raises:
         InvalidModelName, ModelNotFound: ``ref`` is malformed or unknown.
-        WorkbenchError: unreadable input, unsupported format, missing columns.
+        WorkbenchError: unreadable input, unsupported format, missing columns, values the
+            model's signature refuses (the file and row are named); nothing is written.
     """
     settings = settings or Settings.from_env()
     registry = registry or Registry(settings)
-    input_path, output_path = Path(input_path), Path(output_path)
-    if _FORMATS.get(output_path.suffix.lower()) is None:
+    output_path = Path(output_path)
+    if FORMATS.get(output_path.suffix.lower()) is None:
         raise WorkbenchError(f"{output_path}: unsupported output format; use .csv or .parquet")
-    frame = read_table(input_path)
+    dataset = resolve_dataset(input_path)
+    total = dataset.total_rows()
     model = LoadedModel(registry.resolve(ref), settings)
     scored_at = dt.datetime.now(dt.timezone.utc)
-    scored = model.predict(frame, scored_at)
-    write_table(scored, output_path)
-    return BatchPrediction(output_path, len(scored), model.instance, scored_at)
+    report = RowProgressLines(progress, total, approximate=dataset.kind == "csv")
+    with TableWriter(output_path) as writer:
+        for path, frame in iter_frames(dataset, batch_rows):
+            if frame.empty:
+                continue
+            try:
+                writer.write(model.predict(frame, scored_at))
+            except WorkbenchError as error:
+                if len(dataset.files) == 1:
+                    raise
+                raise WorkbenchError(f"{path}: {error}") from error
+            report(writer.rows)
+        if writer.rows == 0:
+            raise WorkbenchError(f"{dataset.source} has no rows to score")
+    report(writer.rows, final=True)
+    return BatchPrediction(output_path, writer.rows, model.instance, scored_at,
+                           len(dataset.files))
+
+
+class RowProgressLines:
+    """Turns rows done into a line at most every ``every_s`` seconds (and a last one)."""
+
+    def __init__(self, progress: Callable[[str], None] | None, total: int | None,
+                 approximate: bool = False, every_s: float = 2.0, verb: str = "scored") -> None:
+        self._say, self._total, self._approximate = progress, total, approximate
+        self._every, self._verb = every_s, verb
+        self._last = time.monotonic()
+
+    def __call__(self, done: int, final: bool = False) -> None:
+        now = time.monotonic()
+        if self._say is None or (not final and now - self._last < self._every):
+            return
+        self._last = now
+        if final:
+            self._say(f"{self._verb} {done:,} rows")
+        elif self._total:
+            about = "~" if self._approximate else ""
+            self._say(f"{self._verb} {done:,} of {about}{self._total:,} rows "
+                      f"({min(done / self._total, 1.0):.0%})")
+        else:
+            self._say(f"{self._verb} {done:,} rows")
+

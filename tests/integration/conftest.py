@@ -111,3 +111,45 @@ def register(registry: Registry) -> Callable[..., Instance]:
         return instance
 
     return make
+
+
+# -- Spark ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def spark_ready() -> None:
+    """pyspark and Java 17+ are there. Without them the Spark tests skip, except under CI=true,
+    where they fail: pyspark is in the test extra and the machine has Java."""
+    import os
+
+    from workbench.engines.spark import require_spark
+    from workbench.errors import WorkbenchError
+
+    try:
+        require_spark()
+    except WorkbenchError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def spark_cluster(spark_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real standalone cluster: a master and a worker (2 cores) on 127.0.0.1, stopped by pid."""
+    from _spark import StandaloneCluster
+
+    cluster = StandaloneCluster(tmp_path_factory.mktemp("spark-cluster")).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session", params=["local[2]", "standalone"])
+def spark(request: pytest.FixtureRequest, settings: Settings, spark_ready: None) -> Iterator[Any]:
+    """A real Spark session, driver on 127.0.0.1 and UI off: on ``local[2]``, then on the
+    standalone cluster (one SparkContext per process: pytest runs every test of one master,
+    then of the other)."""
+    from workbench.engines.spark import start_session
+
+    master = (request.param if request.param.startswith("local")
+              else request.getfixturevalue("spark_cluster").master)
+    session = start_session(settings, master)
+    yield session
+    session.stop()

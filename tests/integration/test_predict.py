@@ -105,3 +105,43 @@ def test_unreadable_tables_are_one_line(settings, registry, champion, tmp_path, 
         predict_file("predictme@champion", source, tmp_path / "o.csv", settings, registry)
     assert "\n" not in str(raised.value) and str(source) in str(raised.value)
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_a_folder_streams_in_batches_with_the_columns_of_one_file(settings, registry, demo_data,
+                                                                  champion, tmp_path):
+    whole = pd.read_csv(demo_data / "churn_20240331.csv")
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for n, start in enumerate(range(0, len(whole), 400)):
+        whole.iloc[start:start + 400].to_parquet(folder / f"part-{n:02d}.parquet", index=False)
+    lines: list[str] = []
+    streamed = predict_file("predictme@champion", folder, tmp_path / "streamed.parquet", settings,
+                            registry, batch_rows=128, progress=lines.append)
+    at_once = predict_file("predictme@champion", demo_data / "churn_20240331.csv",
+                           tmp_path / "at_once.parquet", settings, registry)
+
+    assert streamed.rows == at_once.rows == len(whole) and streamed.files == 4
+    a, b = pd.read_parquet(streamed.output), pd.read_parquet(at_once.output)
+    assert list(a.columns) == list(b.columns)
+    pd.testing.assert_frame_equal(a.drop(columns="scored_at"), b.drop(columns="scored_at"))
+    assert lines[-1] == f"scored {len(whole):,} rows"
+
+
+def test_a_bad_value_in_a_later_file_names_the_file_and_writes_nothing(settings, registry,
+                                                                      demo_data, champion,
+                                                                      tmp_path):
+    whole = pd.read_csv(demo_data / "churn_20240229.csv")
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    whole.iloc[:700].to_csv(folder / "a.csv", index=False)
+    late = whole.iloc[700:].reset_index(drop=True)
+    late["monthly_charges"] = late.monthly_charges.astype(object)
+    late.loc[5, "monthly_charges"] = "unknown"
+    late.to_csv(folder / "b.csv", index=False)
+    out = tmp_path / "out.csv"
+    with pytest.raises(WorkbenchError, match=r"b\.csv: .*'monthly_charges' holds 'unknown' "
+                                             r"\(row 6\)") as raised:
+        predict_file("predictme@champion", str(folder / "*.csv"), out, settings, registry,
+                     batch_rows=100)
+    assert "\n" not in str(raised.value)
+    assert not out.exists() and not list(tmp_path.glob(".out.csv.*"))

@@ -1,11 +1,13 @@
 """Settings: precedence of defaults, setup.cfg, .env, the environment and overrides."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
 from workbench.config import Settings, UnknownSetting, find_project_root
+from workbench.engines.spark import session_conf
 from workbench.errors import ConfigError
 
 
@@ -355,7 +357,8 @@ def test_every_workbench_variable_in_the_package_is_known(project, recwarn):
                                                                   f.read_text(encoding="utf-8"))}
     names -= {"WORKBENCH_VERSION", "WORKBENCH_SERVE"}  # a tag constant; the serving prefix
     Settings.from_env(environ={n: str(project) for n in names if n != "WORKBENCH_PORT"
-                               and not n.endswith(("TIMEOUT", "_PORT", "GREATER_IS_BETTER"))},
+                               and not n.endswith(("TIMEOUT", "_PORT", "GREATER_IS_BETTER",
+                                                   "SPARK_UI", "SPARK_CONF"))},
                       cwd=project)
     assert not [str(w.message) for w in recwarn if issubclass(w.category, UnknownSetting)]
 
@@ -411,3 +414,38 @@ def test_settings_constructed_directly_read_the_working_directory(project, monke
     monkeypatch.delenv("WORKBENCH_PROJECT_ROOT", raising=False)
     assert Settings().experiment == "direct"
     assert Settings().project_root == project.resolve()
+
+
+# -- the Spark engine's settings ------------------------------------------------------------------
+def test_defaults_bind_the_driver_to_loopback_with_the_ui_off(project):
+    settings = Settings.from_env(environ={}, cwd=project)
+    conf = session_conf(settings)
+    assert conf["spark.master"] == "local[*]"
+    assert conf["spark.driver.host"] == conf["spark.driver.bindAddress"] == "127.0.0.1"
+    assert conf["spark.ui.enabled"] == "false"
+    assert conf["spark.pyspark.python"] == sys.executable
+
+
+def test_properties_come_from_setup_cfg_the_environment_and_the_command_line(project):
+    (project / "setup.cfg").write_text(
+        "[workbench]\nspark_master = local[2]\n\n"
+        "[workbench.spark]\nspark.executor.memory = 3g\nspark.sql.shuffle.partitions = 8\n")
+    from_cfg = Settings.from_env(environ={}, cwd=project)
+    assert from_cfg.spark_master == "local[2]"
+    assert from_cfg.spark_conf == {"spark.executor.memory": "3g",
+                                   "spark.sql.shuffle.partitions": "8"}
+    from_env = Settings.from_env(
+        environ={"WORKBENCH_SPARK_CONF": "spark.executor.memory=5g; spark.foo.Bar=x=y",
+                 "WORKBENCH_SPARK_UI": "true"}, cwd=project)
+    assert from_env.spark_conf == {"spark.executor.memory": "5g", "spark.foo.Bar": "x=y"}
+    conf = session_conf(from_env, "spark://127.0.0.1:7077", {"spark.executor.memory": "6g"})
+    assert conf["spark.executor.memory"] == "6g" and conf["spark.ui.enabled"] == "true"
+    assert conf["spark.master"] == "spark://127.0.0.1:7077"
+    as_json = Settings.from_env(environ={"WORKBENCH_SPARK_CONF": '{"spark.a": 1}'}, cwd=project)
+    assert as_json.spark_conf == {"spark.a": "1"}
+
+
+def test_a_property_without_a_value_is_one_line(project):
+    with pytest.raises(ConfigError, match="spark_conf") as raised:
+        Settings.from_env(environ={"WORKBENCH_SPARK_CONF": "spark.executor.memory"}, cwd=project)
+    assert "\n" not in str(raised.value)

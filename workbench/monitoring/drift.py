@@ -30,8 +30,9 @@ Pure and vectorised: one sort per numeric column, ``np.searchsorted`` for bins a
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -318,6 +319,148 @@ class DriftResult:
         }
 
 
+# -- counts: the current data summarised where it lives (a Spark cluster) -----------------------
+#: Points between two stored quantiles of an interpolated reference CDF that are counted too,
+#: so the KS statistic from counts is within a quarter of the profile's resolution.
+KS_SUBDIVISIONS = 4
+
+
+def count_points(fp: FeatureProfile) -> np.ndarray:
+    """The points at which a numeric column must be counted for :func:`check_drift_counts`.
+
+    The profile's CDF points and PSI bin edges; for an interpolated CDF also
+    ``KS_SUBDIVISIONS - 1`` points evenly between two CDF points.
+    """
+    x = np.asarray(fp.cdf_x, dtype="float64")
+    points = [x, np.asarray(fp.bin_edges, dtype="float64")]
+    if not fp.cdf_exact and len(x) > 1:
+        steps = np.linspace(0.0, 1.0, KS_SUBDIVISIONS + 1)[1:-1]
+        points.append((x[:-1, None] + np.diff(x)[:, None] * steps[None, :]).ravel())
+    return np.unique(np.concatenate(points))
+
+
+def bucket_splits(points: np.ndarray) -> np.ndarray:
+    """Left-closed bucket boundaries that separate ``< p``, ``== p`` and ``> p`` for every
+    point: each point and the next float after it, between -inf and +inf."""
+    points = np.asarray(points, dtype="float64")
+    inner = np.unique(np.concatenate([points, np.nextafter(points, np.inf)]))
+    inner = inner[np.isfinite(inner)]
+    splits = np.concatenate(([-np.inf], inner, [np.inf]))
+    return splits if len(splits) > 2 else np.array([-np.inf, 0.0, np.inf])
+
+
+@dataclass(frozen=True)
+class NumericCounts:
+    """A numeric column's current values, counted in buckets instead of kept.
+
+    Bucket ``i`` holds the finite values in ``[splits[i], splits[i + 1])`` (the last one
+    closed); see :func:`bucket_splits`. Missing values (NaN, null, +-inf) are not in a
+    bucket.
+
+    Attributes:
+        rows: all rows, missing ones included.
+        splits: increasing bucket boundaries, -inf first and +inf last.
+        counts: values per bucket, ``len(splits) - 1`` of them.
+        lows, highs: the smallest and largest value in each bucket (NaN when empty).
+        integral: every value is a whole number.
+    """
+
+    rows: int
+    splits: np.ndarray
+    counts: np.ndarray
+    lows: np.ndarray
+    highs: np.ndarray
+    integral: bool
+
+    @classmethod
+    def from_values(cls, values: np.ndarray, points: np.ndarray) -> NumericCounts:
+        """What an engine counts, from the values themselves (NaN and +-inf missing)."""
+        values = np.asarray(values, dtype="float64")
+        finite = np.sort(values[np.isfinite(values)])
+        splits = bucket_splits(points)
+        edges = np.searchsorted(finite, splits, side="left")
+        counts = np.diff(edges)
+        counts[-1] += len(finite) - edges[-1]  # the last bucket is closed
+        pairs = list(itertools.pairwise(edges.tolist()))
+        lows = np.array([finite[a] if b > a else np.nan for a, b in pairs])
+        highs = np.array([finite[b - 1] if b > a else np.nan for a, b in pairs])
+        return cls(len(values), splits, counts, lows, highs,
+                   bool(np.all(finite == np.round(finite))))
+
+    @property
+    def count(self) -> int:
+        """Finite values."""
+        return int(self.counts.sum())
+
+    def below(self, points: np.ndarray) -> np.ndarray:
+        """Values ``< p`` for each point ``p`` (each must be one of the splits)."""
+        cumulative = np.concatenate(([0], np.cumsum(self.counts)))
+        return cumulative[np.searchsorted(self.splits, points, side="left")]
+
+    def upto(self, points: np.ndarray) -> np.ndarray:
+        """Values ``<= p`` for each point ``p`` (its next float must be one of the splits)."""
+        return self.below(np.nextafter(np.asarray(points, dtype="float64"), np.inf))
+
+    def ks_statistic(self, fp: FeatureProfile) -> float:
+        """The KS statistic against ``fp``'s CDF from the counts at :func:`count_points`.
+
+        Exact when the profile's CDF is: between two consecutive points the reference CDF
+        is constant and the current one rises, so the largest gap there is at one end.
+        Against an interpolated CDF it is the largest gap at the points, which misses at
+        most the reference CDF's rise between two of them.
+        """
+        t = count_points(fp)
+        m = self.count
+        at = evaluate_cdf(fp, t)
+        upto, below = self.upto(t) / m, self.below(t) / m
+        gaps = [np.abs(at - upto), np.array([below[0]])]
+        if len(t) > 1 and fp.cdf_exact:
+            # On [t_j, t_j+1): the reference at t_j against the current just before t_j+1.
+            gaps.append(np.abs(at[:-1] - below[1:]))
+        elif len(t) > 1:
+            # Continuous past the first point (where it jumps from 0): its left limits too.
+            gaps.append(np.abs(at[1:] - below[1:]))
+        return float(max(np.max(g) for g in gaps))
+
+    def cdf(self, points: np.ndarray) -> np.ndarray:
+        """Values ``<= p`` for any points, linear within a bucket between its lowest and
+        highest value (for the plots only)."""
+        points = np.asarray(points, dtype="float64")
+        cumulative = np.concatenate(([0], np.cumsum(self.counts)))
+        bucket = np.clip(np.searchsorted(self.splits, points, side="right") - 1, 0,
+                         len(self.counts) - 1)
+        low, high = self.lows[bucket], self.highs[bucket]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = np.where(high > low, (points - low) / (high - low), (points >= low) * 1.0)
+        share = np.nan_to_num(np.clip(share, 0.0, 1.0))
+        return cumulative[bucket] + self.counts[bucket] * share
+
+    def quantile(self, q: float) -> float:
+        """The value at fraction ``q`` of the values (as ``sorted[int(q * (m - 1))]``),
+        linear within its bucket (for the plots only)."""
+        rank = int(q * (self.count - 1))
+        cumulative = np.cumsum(self.counts)
+        bucket = int(np.searchsorted(cumulative, rank, side="right"))
+        before = cumulative[bucket] - self.counts[bucket]
+        low, high = float(self.lows[bucket]), float(self.highs[bucket])
+        within = (rank - before) / max(int(self.counts[bucket]) - 1, 1)
+        return low + (high - low) * within
+
+
+@dataclass(frozen=True)
+class CategoryCounts:
+    """A categorical column's current values by normalised label (see
+    :func:`~workbench.monitoring.profile.category_label`), missing ones left out.
+
+    Attributes:
+        rows: all rows, missing ones included.
+        counts: label -> values.
+    """
+
+    rows: int
+    counts: dict[str, int]
+
+
 # -- the check -----------------------------------------------------------------------------
 def check_drift(
     profile: ReferenceProfile,
@@ -355,6 +498,70 @@ def check_drift(
             raise SchemaMismatch(f"{len(series)} predictions for {len(current_frame)} current "
                                  "rows; pass one prediction per row")
         prediction = check_feature(profile.prediction, series, thresholds)
+    return _result(profile, features, prediction, thresholds, len(current_frame), notes)
+
+
+def check_drift_counts(
+    profile: ReferenceProfile,
+    columns: Mapping[str, NumericCounts | CategoryCounts],
+    rows: int,
+    prediction: NumericCounts | CategoryCounts | None = None,
+    thresholds: Thresholds | None = None,
+) -> DriftResult:
+    """``check_drift`` from counts of the current data instead of its values.
+
+    An engine that cannot hold the current data (Spark) counts it at the points
+    :func:`count_points` names and by category; the figures are those of ``check_drift``:
+    PSI, chi-square, Jensen-Shannon and missing rates equal, and the KS statistic equal for
+    exact profiles and within the profile's resolution otherwise (see
+    :meth:`NumericCounts.ks_statistic`). The plots' current side is interpolated within
+    the counted buckets.
+
+    Args:
+        profile: the reference profile.
+        columns: per profiled feature, its counts (``NumericCounts`` for numeric features,
+            ``CategoryCounts`` for categorical ones).
+        rows: current rows.
+        prediction: the predictions' counts, or None to skip that check.
+        thresholds: the defaults when omitted.
+
+    Raises:
+        NoCurrentData: no rows.
+        SchemaMismatch: a profiled feature has no counts, or counts of the other kind.
+    """
+    thresholds = thresholds or Thresholds()
+    if rows == 0:
+        raise NoCurrentData("current data has no rows")
+    missing = tuple(name for name in profile.names if name not in columns)
+    if missing:
+        raise SchemaMismatch(
+            f"current data lacks column(s) {', '.join(missing)} of the model's signature "
+            f"({', '.join(profile.names)})", missing)
+    features = [_drift_from_counts(fp, columns[fp.name], thresholds) for fp in profile.features]
+    notes: list[str] = []
+    checked = None
+    if profile.prediction is None:
+        notes.append("the reference profile has no predictions; their shift is not checked")
+    elif prediction is None:
+        notes.append("no current predictions; their shift is not checked")
+    else:
+        checked = _drift_from_counts(profile.prediction, prediction, thresholds)
+    return _result(profile, features, checked, thresholds, rows, notes)
+
+
+def _drift_from_counts(fp: FeatureProfile, counts: NumericCounts | CategoryCounts,
+                       thresholds: Thresholds) -> FeatureDrift:
+    if fp.kind == NUMERIC and isinstance(counts, NumericCounts):
+        return _numeric_drift_counts(fp, counts, thresholds)
+    if fp.kind == CATEGORICAL and isinstance(counts, CategoryCounts):
+        return _categorical_drift(fp, counts.counts, counts.rows, thresholds)
+    raise SchemaMismatch(f"column {fp.name!r} was counted as {type(counts).__name__}, but the "
+                         f"model's reference has {fp.kind} values there")
+
+
+def _result(profile: ReferenceProfile, features: list[FeatureDrift],
+            prediction: FeatureDrift | None, thresholds: Thresholds, rows: int,
+            notes: list[str]) -> DriftResult:
     features.sort(key=lambda f: (-_SEVERITY[f.status], -(f.psi or 0.0)))
     drifted = sum(f.status == DRIFT for f in features)
     statuses = [f.status for f in features] + ([prediction.status] if prediction else [])
@@ -364,8 +571,8 @@ def check_drift(
         verdict = WARN
     else:
         verdict = OK
-    return DriftResult(verdict, tuple(features), prediction, thresholds, profile.rows,
-                       len(current_frame), tuple(notes))
+    return DriftResult(verdict, tuple(features), prediction, thresholds, profile.rows, rows,
+                       tuple(notes))
 
 
 def validate_frame(profile: ReferenceProfile, frame: pd.DataFrame) -> None:
@@ -393,7 +600,7 @@ def validate_frame(profile: ReferenceProfile, frame: pd.DataFrame) -> None:
         if fp.kind == NUMERIC and infer_kind(series) != NUMERIC:
             _numbers(fp, series)  # text where numbers belong raises here, before any scoring
         if fp.kind == CATEGORICAL and infer_kind(series) == NUMERIC and series.notna().any() \
-                and fp.categories and not _numeric_labels(fp):
+                and fp.categories and not numeric_labels(fp):
             raise SchemaMismatch(
                 f"column {fp.name!r} holds numbers where the model's reference has categories "
                 f"({', '.join(list(fp.categories)[:3])}...)")
@@ -407,7 +614,7 @@ def check_feature(fp: FeatureProfile, series: pd.Series, thresholds: Thresholds)
     """
     if fp.kind == NUMERIC:
         return _numeric_drift(fp, _numbers(fp, series), thresholds)
-    return _categorical_drift(fp, series, thresholds)
+    return _categorical_drift(fp, category_counts(series), len(series), thresholds)
 
 
 def _numbers(fp: FeatureProfile, series: pd.Series) -> np.ndarray:
@@ -432,7 +639,10 @@ def _numeric_drift(fp: FeatureProfile, values: np.ndarray, thresholds: Threshold
         psi_value = psi(np.asarray(fp.bin_counts) / fp.count, current_bins / m)
         ks = ks_statistic(fp, current)
         pvalue = ks_pvalue(ks, fp.count, m)
-        distribution = _histogram(fp, current)
+        distribution = _histogram(
+            fp, lambda q: float(current[int(q * (m - 1))]),
+            lambda edges: np.searchsorted(current, edges, side="right") / m,
+            bool(np.all(current == np.round(current))))
     status, reasons = _grade_all(thresholds, fp.missing_rate, missing_rate, psi_value, [
         ("ks", ks, pvalue, thresholds.ks_pvalue, thresholds.ks_warn, thresholds.ks_drift),
     ])
@@ -442,11 +652,32 @@ def _numeric_drift(fp: FeatureProfile, values: np.ndarray, thresholds: Threshold
     )
 
 
-def _categorical_drift(fp: FeatureProfile, series: pd.Series,
+def _numeric_drift_counts(fp: FeatureProfile, counts: NumericCounts,
+                          thresholds: Thresholds) -> FeatureDrift:
+    m = counts.count
+    missing_rate = 1.0 - m / counts.rows if counts.rows else 0.0
+    psi_value = ks = pvalue = None
+    distribution = None
+    if m and fp.count:
+        current_bins = np.diff(np.concatenate(([0], counts.upto(np.asarray(fp.bin_edges)), [m])))
+        psi_value = psi(np.asarray(fp.bin_counts) / fp.count, current_bins / m)
+        ks = counts.ks_statistic(fp)
+        pvalue = ks_pvalue(ks, fp.count, m)
+        distribution = _histogram(fp, counts.quantile, lambda edges: counts.cdf(edges) / m,
+                                  counts.integral)
+    status, reasons = _grade_all(thresholds, fp.missing_rate, missing_rate, psi_value, [
+        ("ks", ks, pvalue, thresholds.ks_pvalue, thresholds.ks_warn, thresholds.ks_drift),
+    ])
+    return FeatureDrift(
+        fp.name, NUMERIC, status, reasons, fp.count, m, fp.missing_rate, missing_rate,
+        psi=psi_value, ks_statistic=ks, ks_pvalue=pvalue, distribution=distribution,
+    )
+
+
+def _categorical_drift(fp: FeatureProfile, counts: Mapping[str, int], rows: int,
                        thresholds: Thresholds) -> FeatureDrift:
-    counts = category_counts(series)
     m = sum(counts.values())
-    missing_rate = 1.0 - m / len(series) if len(series) else 0.0
+    missing_rate = 1.0 - m / rows if rows else 0.0
     labels = list(fp.categories)
     known = set(labels)
     unknown = {label: n for label, n in counts.items() if label not in known}
@@ -509,7 +740,8 @@ def _grade_all(thresholds: Thresholds, reference_missing: float, current_missing
     return worst, tuple(reason for _, reason in found)
 
 
-def _numeric_labels(fp: FeatureProfile) -> bool:
+def numeric_labels(fp: FeatureProfile) -> bool:
+    """Whether every category label of ``fp`` reads as a number."""
     try:
         for label in fp.categories:
             float(label)
@@ -519,14 +751,21 @@ def _numeric_labels(fp: FeatureProfile) -> bool:
 
 
 # -- plot data -----------------------------------------------------------------------------
-def _histogram(fp: FeatureProfile, current: np.ndarray) -> Distribution:
-    """Reference and current mass over common bins spanning both (tails beyond 0.5% cut)."""
+def _histogram(fp: FeatureProfile, current_quantile: Callable[[float], float],
+               current_cdf: Callable[[np.ndarray], np.ndarray],
+               current_integral: bool) -> Distribution:
+    """Reference and current mass over common bins spanning both (tails beyond 0.5% cut).
+
+    Args:
+        fp: the reference profile.
+        current_quantile: the current value at a fraction of the values (``0.005``).
+        current_cdf: the current fraction of values ``<=`` each of an array of points.
+        current_integral: every current value is a whole number.
+    """
     x, p = reference_cdf(fp)
-    m = len(current)
-    low = min(float(np.interp(0.005, p, x)), float(current[int(0.005 * (m - 1))]))
-    high = max(float(np.interp(0.995, p, x)), float(current[int(0.995 * (m - 1))]))
-    integral = (fp.cdf_exact and bool(np.all(x == np.round(x)))
-                and bool(np.all(current == np.round(current))))
+    low = min(float(np.interp(0.005, p, x)), current_quantile(0.005))
+    high = max(float(np.interp(0.995, p, x)), current_quantile(0.995))
+    integral = fp.cdf_exact and bool(np.all(x == np.round(x))) and current_integral
     if integral:
         # Whole numbers: bins of whole widths, centred on the values, so none is empty by aliasing.
         step = max(1, math.ceil((high - low + 1) / _PLOT_BINS))
@@ -536,7 +775,7 @@ def _histogram(fp: FeatureProfile, current: np.ndarray) -> Distribution:
     else:
         edges = np.array([low - 0.5, low + 0.5])
     reference = np.diff(evaluate_cdf(fp, edges))
-    current_mass = np.diff(np.searchsorted(current, edges, side="right")) / m
+    current_mass = np.diff(current_cdf(edges))
     return Distribution("histogram", tuple(reference.tolist()), tuple(current_mass.tolist()),
                         edges=tuple(edges.tolist()))
 
@@ -562,11 +801,16 @@ __all__ = [
     "PREDICTION",
     "STATUSES",
     "WARN",
+    "CategoryCounts",
     "Distribution",
     "DriftResult",
     "FeatureDrift",
+    "NumericCounts",
     "Thresholds",
+    "bucket_splits",
     "check_drift",
+    "check_drift_counts",
     "check_feature",
+    "count_points",
     "validate_frame",
 ]

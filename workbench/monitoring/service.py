@@ -21,7 +21,7 @@ import dataclasses
 import datetime as dt
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -121,6 +121,10 @@ def check_model_drift(
     report_dir: Path | None = None,
     log: bool = True,
     progress: Progress | None = None,
+    engine: str = "local",
+    master: str | None = None,
+    conf: Mapping[str, str] | None = None,
+    spark: Any = None,
 ) -> DriftCheck:
     """Check a registered model's current data for drift against its reference profile.
 
@@ -140,6 +144,11 @@ def check_model_drift(
             ``<home>/monitoring/<model>/<timestamp>``).
         log: log the report to a monitoring run and tag the model version.
         progress: called with a line per step.
+        engine: ``local`` (pandas) or ``spark``: the current data (``current``: a file,
+            folder, glob or URI) counted by Spark aggregations in one pass, with the same
+            figures (see :mod:`workbench.engines.spark_monitoring`).
+        master, conf, spark: the Spark session's master and properties, or a running
+            session (see :func:`workbench.engines.spark.start_session`).
 
     Returns:
         The check; its verdict is a result, not an error (see ``raise_for_drift``).
@@ -163,11 +172,19 @@ def check_model_drift(
         raise MonitoringError(f"the window is empty: since {start.isoformat()} is not before "
                               f"until {end.isoformat()}")
     thresholds = thresholds or Thresholds()
+    if engine not in ("local", "spark"):
+        raise MonitoringError(f"unknown engine {engine!r}; use local or spark")
+    spark_options = None
+    if engine == "spark":
+        if current is None or not isinstance(current, (str, Path)):
+            raise MonitoringError("the Spark engine checks a dataset: pass --current with a "
+                                  "file, a folder or a glob")
+        spark_options = {"master": master, "conf": conf, "spark": spark}
     from mlflow.exceptions import MlflowException
 
     try:
         return _check(ref, settings, current, start, end, thresholds, registry, report_dir,
-                      log, say)
+                      log, say, spark_options)
     except MonitoringError:
         raise
     except WorkbenchError as exc:  # e.g. the tracking server is down: not a drift (exit 1)
@@ -179,7 +196,8 @@ def check_model_drift(
 
 def _check(ref: str | Instance, settings: Settings, current: Any, start: dt.datetime | None,
            end: dt.datetime | None, thresholds: Thresholds, registry: Registry | None,
-           report_dir: Path | None, log: bool, say: Progress) -> DriftCheck:
+           report_dir: Path | None, log: bool, say: Progress,
+           spark_options: dict[str, Any] | None = None) -> DriftCheck:
     from workbench.tracking import require_server
 
     require_server(settings)
@@ -190,13 +208,20 @@ def _check(ref: str | Instance, settings: Settings, current: Any, start: dt.date
         f"{profile.rows} rows")
 
     note = None
-    if current is None:
-        frame, predictions, source = _from_store(settings, instance, start, end, say)
+    if spark_options is not None:
+        from workbench.engines.spark_monitoring import drift_on_spark
+
+        result, note = drift_on_spark(profile, instance, current, settings, thresholds,
+                                      progress=say, **spark_options)
+        source = f"dataset {current} (Spark)"
     else:
-        frame, source = _from_file(current)
-        validate_frame(profile, frame)
-        predictions, note = _predictions_for(frame, profile, instance, settings, say)
-    result = check_drift(profile, frame, predictions, thresholds)
+        if current is None:
+            frame, predictions, source = _from_store(settings, instance, start, end, say)
+        else:
+            frame, source = _from_file(current)
+            validate_frame(profile, frame)
+            predictions, note = _predictions_for(frame, profile, instance, settings, say)
+        result = check_drift(profile, frame, predictions, thresholds)
     if note:
         result = dataclasses.replace(result, notes=(note,))  # says more than check_drift's
     checked_at = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
@@ -533,13 +558,121 @@ def _first_line(exc: BaseException) -> str:
     return text[0][:300] if text else ""
 
 
+# -- reference profiles from data ------------------------------------------------------------
+@dataclass(frozen=True)
+class StoredProfile:
+    """A reference profile built from data and stored with a model version.
+
+    Attributes:
+        model: the instance whose version got the profile.
+        profile: the profile.
+        source: what it was built from.
+        replaced: the version had a profile before, which this one replaced.
+    """
+
+    model: Instance
+    profile: ReferenceProfile
+    source: str
+    replaced: bool
+
+
+def profile_model(
+    ref: str | Instance, settings: Settings, data: Path | str, *, engine: str = "local",
+    master: str | None = None, conf: Mapping[str, str] | None = None, spark: Any = None,
+    registry: Registry | None = None, progress: Progress | None = None,
+) -> StoredProfile:
+    """Build the reference profile of ``data`` (training data: a file, folder or glob) and
+    the model's predictions on it, and store it with the model version, replacing any.
+
+    For models registered without an input frame (no profile), and for training data too
+    large for pandas (``engine="spark"``).
+
+    Raises:
+        UnknownMonitoredModel: ``ref`` resolves to no model.
+        MonitoringError: the data cannot be read or scored, or the profile not stored.
+    """
+    say = progress or (lambda _line: None)
+    if engine not in ("local", "spark"):
+        raise MonitoringError(f"unknown engine {engine!r}; use local or spark")
+    from workbench.tracking import require_server
+
+    require_server(settings)
+    registry = registry or Registry(settings)
+    instance = resolve_model(registry, ref)
+    try:
+        if engine == "spark":
+            from workbench.engines.spark_monitoring import profile_dataset_on_spark
+
+            profile = profile_dataset_on_spark(instance, data, settings, master=master,
+                                               conf=conf, spark=spark, progress=say)
+        else:
+            profile = _profile_locally(instance, settings, data, say)
+    except MonitoringError:
+        raise
+    except WorkbenchError as exc:
+        raise MonitoringError(str(exc)) from exc
+    replaced = bool(instance.tags.get(PROFILE_TAG))
+    _store_profile(registry, instance, profile)
+    say(f"reference profile of {instance.label} stored: {len(profile.features)} features, "
+        f"{profile.rows} rows")
+    return StoredProfile(instance, profile, str(data), replaced)
+
+
+def _profile_locally(instance: Instance, settings: Settings, data: Path | str,
+                     say: Progress) -> ReferenceProfile:
+    import pandas as pd
+
+    from workbench.engines.local import iter_frames, resolve_dataset
+    from workbench.monitoring.profile import build_profile
+    from workbench.predict import LoadedModel
+
+    dataset = resolve_dataset(data)
+    say(f"reading {len(dataset.files)} file(s) of {data}")
+    frame = pd.concat([f for _, f in iter_frames(dataset)], ignore_index=True)
+    if frame.empty:
+        raise NoCurrentData(f"{data} has no rows to profile")
+    model = LoadedModel(instance, settings)
+    columns = model.input_columns or list(frame.columns)
+    predictions, _ = model.outputs(frame)
+    return build_profile(frame[columns], predictions)
+
+
+def _store_profile(registry: Registry, instance: Instance, profile: ReferenceProfile) -> None:
+    """Upload the profile among the model version's files and point its tag at it.
+
+    Raises:
+        MonitoringError: the tracking server refused the file or the tag.
+    """
+    import mlflow
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    from workbench.monitoring.profile import PROFILE_FILE
+
+    client = registry.client
+    try:
+        files = client.get_model_version_download_uri(instance.registered_model,
+                                                      str(instance.number))
+        with tempfile.TemporaryDirectory(prefix="workbench-profile-") as tmp:
+            path = Path(tmp) / PROFILE_FILE
+            path.write_text(profile.to_json(), encoding="utf-8")
+            mlflow.set_tracking_uri(registry.settings.tracking_uri)
+            get_artifact_repository(files).log_artifact(str(path))
+        client.set_model_version_tag(instance.registered_model, str(instance.number),
+                                     PROFILE_TAG, PROFILE_FILE)
+    except Exception as exc:
+        raise MonitoringError(f"cannot store the reference profile of {instance.label} "
+                              f"({exc.__class__.__name__}: {_first_line(exc)})") from exc
+
+
 __all__ = [
     "FAILURE_TAG",
     "REPORT_FILE",
     "SUMMARY_FILE",
     "DriftCheck",
+    "StoredProfile",
     "check_model_drift",
     "load_profile",
     "parse_time",
+    "profile_model",
     "resolve_model",
 ]
