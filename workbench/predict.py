@@ -4,6 +4,11 @@ The output is the input plus ``prediction`` (and ``probability`` for classifiers
 have one), ``model_name`` and ``scored_at`` columns, so every scored row says which
 instance scored it and when. The batch notebook calls ``predict_file``.
 
+With ``log=True`` the scored rows also go to the prediction store (all input columns, so an
+id column such as ``customer_id`` is there for ``workbench monitor labels`` to join ground
+truth on; the prediction and the probability), through the same ``PredictionLog`` the server
+writes with, in records of up to :data:`LOG_RECORD_ROWS` rows.
+
 Bad input is one :class:`~workbench.errors.WorkbenchError` line naming the file, column and
 row at fault (a malformed CSV, a column the signature types differently, missing values in
 an integer column), and nothing is written: the output appears whole or not at all.
@@ -25,6 +30,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 _FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+LOG_RECORD_ROWS = 1000
+_ADDED_COLUMNS = ("prediction", "probability", "model_name", "scored_at")
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,7 @@ class BatchPrediction:
     rows: int
     model: Instance
     scored_at: dt.datetime
+    logged: int = 0
 
 
 class LoadedModel:
@@ -218,13 +226,20 @@ def predict_frame(
 
 def predict_file(
     ref: str | Instance, input_path: Path | str, output_path: Path | str,
-    settings: Settings | None = None, registry: Registry | None = None,
+    settings: Settings | None = None, registry: Registry | None = None, *,
+    log: bool = False, logged_at: dt.datetime | None = None,
 ) -> BatchPrediction:
     """Score a CSV/Parquet file and write the scored table (CSV or Parquet, by extension).
 
+    Args:
+        log: also log the scored rows to the prediction store (``settings``).
+        logged_at: the logged predictions' time (default: when they were scored); a
+            simulated clock (the demo's months) sets it.
+
     Raises:
         InvalidModelName, ModelNotFound: ``ref`` is malformed or unknown.
-        WorkbenchError: unreadable input, unsupported format, missing columns.
+        WorkbenchError: unreadable input, unsupported format, missing columns, or (with
+            ``log``) rows the prediction store did not take.
     """
     settings = settings or Settings.from_env()
     registry = registry or Registry(settings)
@@ -236,4 +251,46 @@ def predict_file(
     scored_at = dt.datetime.now(dt.timezone.utc)
     scored = model.predict(frame, scored_at)
     write_table(scored, output_path)
-    return BatchPrediction(output_path, len(scored), model.instance, scored_at)
+    logged = (log_predictions(scored, model.instance, settings, logged_at or scored_at)
+              if log else 0)
+    return BatchPrediction(output_path, len(scored), model.instance, scored_at, logged)
+
+
+def log_predictions(scored: pd.DataFrame, instance: Instance, settings: Settings,
+                    created_at: dt.datetime) -> int:
+    """Write ``LoadedModel.predict``'s output to the prediction store, as the server would
+    (under the instance's full name, role ``primary``), with the probabilities as scores.
+
+    Returns:
+        The rows logged.
+
+    Raises:
+        WorkbenchError: the store could not take every record within a minute (nothing is
+            half-said: the message gives how many were written).
+    """
+    import uuid
+
+    from workbench.store.writer import PredictionLog, PredictionRecord
+
+    columns = [str(c) for c in scored.columns if c not in _ADDED_COLUMNS]
+    batch = uuid.uuid4().hex[:12]
+    prediction_log = PredictionLog(settings.prediction_store_url, batch_size=50,
+                                   max_backlog=max(10_000, len(scored) // LOG_RECORD_ROWS + 1))
+    prediction_log.start()
+    records = 0
+    for start in range(0, len(scored), LOG_RECORD_ROWS):
+        part = scored.iloc[start:start + LOG_RECORD_ROWS]
+        prediction_log.submit(PredictionRecord(
+            request_id=f"batch-{batch}-{start // LOG_RECORD_ROWS}", created_at=created_at,
+            model_name=instance.full_name or instance.uri, columns=columns,
+            inputs={c: part[c].tolist() for c in columns}, outputs=part["prediction"].tolist(),
+            latency_ms=0.0,
+            scores=part["probability"].tolist() if "probability" in part else None))
+        records += 1
+    stats = prediction_log.close(timeout=60)
+    if stats.written != records:
+        raise WorkbenchError(
+            f"the prediction store took {stats.written} of {records} records of {len(scored)} "
+            f"scored rows ({stats.last_error or 'timed out'}); the scored file is written, "
+            "check WORKBENCH_PREDICTION_STORE and score again with --log")
+    return len(scored)
