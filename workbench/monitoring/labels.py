@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from workbench.errors import MonitoringError, NoCurrentData, WorkbenchError
+from workbench.store.schema import ID_VALUE_LEN
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -119,6 +120,7 @@ def ingest_labels(source: Path | str | pd.DataFrame, store_url: str, *, id_colum
     import sqlalchemy as sa
 
     from workbench.store.engine import one_line
+    from workbench.store.reader import bulk_objects
 
     say = progress or (lambda _line: None)
     frame, where = _read(source)
@@ -127,7 +129,7 @@ def ingest_labels(source: Path | str | pd.DataFrame, store_url: str, *, id_colum
     try:
         engine, shown = open_store(store_url, writer=True)
         try:
-            with engine.begin() as conn:
+            with engine.begin() as conn, bulk_objects():
                 result = _ingest(conn, frame, where, id_column, label_column, received, shown,
                                  say)
         finally:
@@ -373,6 +375,7 @@ def _find_predictions(conn: Connection, id_column: str,
     """id -> the logged predicted rows that carry it, in the order they were logged."""
     import sqlalchemy as sa
 
+    from workbench.store.reader import driver_rows
     from workbench.store.schema import predictions_table as t
 
     if not wanted:
@@ -387,15 +390,11 @@ def _find_predictions(conn: Connection, id_column: str,
     # In id order: the table's own order (what was logged first), no sort of the store.
     query = sa.select(*columns).order_by(t.c.id)
     matches: dict[str, list[Match]] = {}
-    result = conn.execution_options(stream_results=True, yield_per=_CHUNK).execute(query)
-    for chunk in result.partitions():
-        for record in chunk:
-            if by_request:
-                found = _by_request(record, wanted)
-            else:
-                found = _by_input(record, id_column, wanted)
-            for key, match in found:
-                matches.setdefault(key, []).append(match)
+    for record in driver_rows(conn, query, _CHUNK):
+        found = (_by_request(record, wanted) if by_request
+                 else _by_input(record, id_column, wanted))
+        for key, match in found:
+            matches.setdefault(key, []).append(match)
     return matches
 
 
@@ -418,6 +417,17 @@ def _by_input(record: Any, id_column: str, wanted: set[str]) -> list[tuple[str, 
         position = names.index(id_column)
     except ValueError:
         return []
+    data = inputs.get("data") or []
+    if len(data) == 1 and position < len(data[0]):
+        # One row (the server's usual record): its one prediction and score are the JSON
+        # arrays' only element, so the arrays need no parsing.
+        value = data[0][position]
+        key = value if type(value) is str else key_text(value)
+        if key is None or key not in wanted:
+            return []
+        single = _single(outputs_json, scores_json)
+        if single is not None:
+            return [(key, (pid, 0, model, created, *single))]
     found = []
     outputs = scores = None
     for index, row in enumerate(inputs.get("data") or []):
@@ -433,6 +443,22 @@ def _by_input(record: Any, id_column: str, wanted: set[str]) -> list[tuple[str, 
         found.append((key, (pid, index, model, created,
                             orjson.dumps(outputs[index]).decode(), _score(scores, index))))
     return found
+
+
+def _single(outputs_json: str, scores_json: str | None) -> tuple[str, float | None] | None:
+    """(prediction JSON, score) of a one-row record read off the arrays' text; None when the
+    text is not a plain one-element array (the caller parses it then)."""
+    if not (outputs_json.startswith("[") and outputs_json.endswith("]")):
+        return None
+    prediction = outputs_json[1:-1]
+    if not prediction or ("," in prediction and not prediction.startswith('"')):
+        return None  # several outputs, or a list: not one plain value
+    if not scores_json or scores_json == "null":
+        return prediction, None
+    try:
+        return prediction, float(scores_json[1:-1])
+    except ValueError:
+        return None  # per-class probabilities
 
 
 def _score(scores: Any, index: int) -> float | None:
@@ -489,8 +515,11 @@ class _Rows:
         self.id_column = id_column
         self.sqlite = conn.dialect.name == "sqlite"
         self.rows: list[tuple[Any, ...]] = []
+        self._last: tuple[Any, Any] = (None, None)
 
     def _time(self, value: dt.datetime | str) -> dt.datetime | str:
+        if value is self._last[0]:
+            return self._last[1]  # the received time: the same for every row of a run
         if self.sqlite:
             return value if isinstance(value, str) else _utc(value).replace(
                 tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
@@ -498,16 +527,17 @@ class _Rows:
 
     def add(self, key: str, label: str, received: dt.datetime, source: str,
             match: Match | None = None, late: bool = False) -> None:
-        from workbench.store.schema import ID_VALUE_LEN
-
         flag = int(late) if self.sqlite else late
+        when = self._time(received)
+        self._last = (received, when)
         if match is None:
-            self.rows.append((self.id_column, key[:ID_VALUE_LEN], label, self._time(received),
-                              source, None, None, None, None, None, None, flag))
+            self.rows.append((self.id_column, key[:ID_VALUE_LEN], label, when, source, None,
+                              None, None, None, None, None, flag))
             return
         pid, index, model, at, prediction, score = match
-        self.rows.append((self.id_column, key[:ID_VALUE_LEN], label, self._time(received),
-                          source, pid, index, model, self._time(at), prediction, score, flag))
+        self.rows.append((self.id_column, key[:ID_VALUE_LEN], label, when, source, pid, index,
+                          model, at if self.sqlite and type(at) is str else self._time(at),
+                          prediction, score, flag))
 
     def insert(self, conn: Connection) -> None:
         import sqlalchemy as sa

@@ -247,14 +247,16 @@ def compute_metric(metric: str, y_true: Sequence[Any], y_pred: Sequence[Any],
     """``metric`` on one window's labelled rows: (value, note why there is none).
 
     Args:
-        y_true: the labels.
+        y_true: the labels (a list, or a numpy array: numbers stay vectorised).
         y_pred: the logged predictions.
-        y_score: the logged probabilities (None entries where none was logged).
+        y_score: the logged probabilities (None or NaN where none was logged).
 
     Raises:
         MonitoringError: an unknown metric; a probability metric without logged
             probabilities; predictions a regression metric cannot read as numbers.
     """
+    import numpy as np
+
     if metric not in METRICS:
         raise MonitoringError(f"cannot compute {metric!r} from labels; use one of "
                               f"{', '.join(METRICS)} (--metric, or the primary_metric setting)")
@@ -263,8 +265,6 @@ def compute_metric(metric: str, y_true: Sequence[Any], y_pred: Sequence[Any],
     from sklearn import metrics as m
 
     if metric in REGRESSION_METRICS:
-        import numpy as np
-
         try:
             truth = np.asarray(y_true, dtype=float)
             predicted = np.asarray(y_pred, dtype=float)
@@ -279,58 +279,75 @@ def compute_metric(metric: str, y_true: Sequence[Any], y_pred: Sequence[Any],
             return float(m.mean_absolute_error(truth, predicted)), None
         mse = float(m.mean_squared_error(truth, predicted))
         return (math.sqrt(mse) if metric == "rmse" else mse), None
-    truth_list, predicted_list = _same_kind(list(y_true), list(y_pred))
-    classes = sorted(set(truth_list) | set(predicted_list), key=repr)
+    truth_a, predicted_a = _comparable(y_true, y_pred)
+    present = _classes(truth_a)
     if metric in PROBABILITY_METRICS:
-        scores = _scores(metric, y_score, predicted_list)
-        present = sorted(set(truth_list), key=repr)
+        scores = _scores(metric, y_score, predicted_a)
         if metric == "roc_auc":
             if len(present) < 2:
                 return None, f"roc_auc needs both classes among the labels (only {present[0]!r})"
             if len(present) > 2:
                 raise MonitoringError(f"roc_auc from one logged probability needs two classes; "
                                       f"the labels hold {len(present)}; use accuracy or f1")
-            positive = present[-1]
-            return float(m.roc_auc_score([t == positive for t in truth_list], scores)), None
-        positive = classes[-1]
-        return float(m.log_loss([t == positive for t in truth_list], scores,
-                                labels=[False, True])), None
+            return float(m.roc_auc_score(truth_a == present[-1], scores)), None
+        positive = _classes(np.concatenate([truth_a, predicted_a]))[-1]
+        return float(m.log_loss(truth_a == positive, scores, labels=[False, True])), None
     if metric == "accuracy":
-        return float(m.accuracy_score(truth_list, predicted_list)), None
+        return float(m.accuracy_score(truth_a, predicted_a)), None
     if metric == "balanced_accuracy":
-        return float(m.balanced_accuracy_score(truth_list, predicted_list)), None
+        return float(m.balanced_accuracy_score(truth_a, predicted_a)), None
     scorer = {"f1": m.f1_score, "precision": m.precision_score, "recall": m.recall_score}[metric]
+    classes = _classes(np.concatenate([truth_a, predicted_a]))
     if len(classes) <= 2:
-        return float(scorer(truth_list, predicted_list, pos_label=classes[-1],
-                            average="binary", zero_division=0.0)), None
-    return float(scorer(truth_list, predicted_list, average="macro", zero_division=0.0)), None
+        return float(scorer(truth_a, predicted_a, pos_label=classes[-1], average="binary",
+                            zero_division=0.0)), None
+    return float(scorer(truth_a, predicted_a, average="macro", zero_division=0.0)), None
 
 
-def _same_kind(truth: list[Any], predicted: list[Any]) -> tuple[list[Any], list[Any]]:
-    """Labels and predictions comparable: bools as 0/1, whole floats as ints, and text on
-    both sides when one side is text (a CSV's "1" and a logged 1 are the same class)."""
-    def norm(value: Any) -> Any:
+def _comparable(truth: Sequence[Any], predicted: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and predictions as two comparable arrays: numbers as floats (bools as 0/1,
+    "1" and 1 alike), else text on both sides (a CSV's "1" and a logged 1 are one class)."""
+    import numpy as np
+
+    try:
+        return np.asarray(truth, dtype=float), np.asarray(predicted, dtype=float)
+    except (TypeError, ValueError):
+        pass
+
+    def norm(value: Any) -> str:
         if isinstance(value, bool):
-            return int(value)
+            return str(int(value))
         if isinstance(value, float) and value.is_integer():
-            return int(value)
-        return value
+            return str(int(value))
+        return str(value)
 
-    truth, predicted = [norm(v) for v in truth], [norm(v) for v in predicted]
-    if any(isinstance(v, str) for v in truth) != any(isinstance(v, str) for v in predicted):
-        truth, predicted = [str(v) for v in truth], [str(v) for v in predicted]
-    return truth, predicted
+    return (np.asarray([norm(v) for v in truth], dtype=object),
+            np.asarray([norm(v) for v in predicted], dtype=object))
+
+
+def _classes(values: np.ndarray) -> list[Any]:
+    """The distinct values, sorted (numbers numerically, text as text)."""
+    import numpy as np
+
+    if values.dtype.kind == "f":
+        return [float(v) for v in np.unique(values)]
+    return sorted(set(values.tolist()), key=str)
 
 
 def _scores(metric: str, y_score: Sequence[float | None] | None,
-            predicted: list[Any]) -> list[float]:
-    if y_score is not None and all(s is not None for s in y_score):
-        return [float(s) for s in y_score]  # type: ignore[arg-type]
+            predicted: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    if y_score is not None:
+        scores = np.asarray([np.nan if s is None else s for s in y_score], dtype=float) \
+            if not isinstance(y_score, np.ndarray) else y_score.astype(float)
+        if len(scores) and not np.isnan(scores).any():
+            return scores
     # A model whose prediction is itself a probability (a regressor on 0/1, a pyfunc that
     # returns predict_proba) logged it as the prediction.
-    if all(isinstance(p, float) and 0.0 <= p <= 1.0 for p in predicted) and any(
-            not float(p).is_integer() for p in predicted):
-        return [float(p) for p in predicted]
+    if predicted.dtype.kind == "f" and ((predicted >= 0) & (predicted <= 1)).all() and bool(
+            (predicted % 1 != 0).any()):
+        return predicted
     raise MonitoringError(
         f"{metric} needs the probability the model logged, and these predictions were logged "
         "as classes only (the server logs classes; `workbench predict --log` logs "
@@ -405,6 +422,7 @@ def _evaluate(ref: str | Instance, settings: Settings, start: dt.datetime, end: 
     from workbench.monitoring.service import resolve_model
     from workbench.registry import Registry
     from workbench.store.engine import one_line
+    from workbench.store.reader import bulk_objects
 
     if log:
         from workbench.tracking import require_server
@@ -420,7 +438,7 @@ def _evaluate(ref: str | Instance, settings: Settings, start: dt.datetime, end: 
     say(f"reading predictions and labels of {name} from {shown}, {start.isoformat()} to "
         f"{end.isoformat()}")
     try:
-        with engine.begin() as conn:
+        with engine.begin() as conn, bulk_objects():
             windows = _windows(conn, name, metric, bounds, shown, start, end)
             if record:
                 _record(conn, name, metric, windows, checked_at)
@@ -449,15 +467,15 @@ def _windows(conn: Connection, name: str, metric: str,
 
     from workbench.store import schema
     from workbench.store.engine import utc
+    from workbench.store.reader import driver_rows
 
     inspector = sa.inspect(conn)
     if not inspector.has_table(schema.TABLE_NAME):
         raise NoCurrentData(f"no predictions logged in {shown}")
     p = schema.predictions_table
-    logged = conn.execute(
-        sa.select(sa.type_coerce(p.c.created_at, sa.String), p.c.n_rows).where(
-            p.c.model_name == name, p.c.created_at >= utc(start), p.c.created_at < utc(end))
-    ).all()
+    logged = list(driver_rows(conn, sa.select(
+        sa.type_coerce(p.c.created_at, sa.String), p.c.n_rows).where(
+            p.c.model_name == name, p.c.created_at >= utc(start), p.c.created_at < utc(end))))
     if not logged:
         raise NoCurrentData(f"no predictions of {name} logged from {start.isoformat()} to "
                             f"{end.isoformat()} in {shown}; widen the range (--since/--until) "
@@ -466,39 +484,45 @@ def _windows(conn: Connection, name: str, metric: str,
         raise NoCurrentData(f"no labels stored in {shown}; load them with "
                             "`workbench monitor labels FILE --id-column ...`")
     edges = _edges(bounds)
-    times, counts = zip(*logged)
-    rows_per = np.bincount(_bucket(edges, times), weights=np.asarray(counts, dtype=float),
-                           minlength=len(bounds) + 1)
+    rows_per = np.bincount(_bucket(edges, [row[0] for row in logged]),
+                           weights=np.asarray([row[1] for row in logged], dtype=float),
+                           minlength=len(bounds) + 2)
     t = schema.labels_table
-    labelled = conn.execute(
-        sa.select(sa.type_coerce(t.c.predicted_at, sa.String), t.c.label, t.c.prediction,
-                  t.c.score, t.c.late).where(
-            t.c.model_name == name, t.c.prediction_id.is_not(None),
-            t.c.predicted_at >= utc(start), t.c.predicted_at < utc(end))).all()
+    labelled = list(driver_rows(conn, sa.select(
+        sa.type_coerce(t.c.predicted_at, sa.String), t.c.label, t.c.prediction, t.c.score,
+        t.c.late).where(t.c.model_name == name, t.c.prediction_id.is_not(None),
+                        t.c.predicted_at >= utc(start), t.c.predicted_at < utc(end))))
+    bucket = np.zeros(0, dtype=int)
     if labelled:
-        at, labels, predictions, scores, late = zip(*labelled)
-        bucket = _bucket(edges, at)
-        truth = np.asarray([orjson.loads(v) for v in labels], dtype=object)
-        predicted = np.asarray([orjson.loads(v) for v in predictions], dtype=object)
-        score = np.asarray([np.nan if s is None else s for s in scores], dtype=float)
-        is_late = np.asarray(late, dtype=bool)
-    else:
-        bucket = np.zeros(0, dtype=int)
+        bucket = _bucket(edges, [row[0] for row in labelled])
+        truth = _decode([row[1] for row in labelled])
+        predicted = _decode([row[2] for row in labelled])
+        score = np.asarray([row[3] for row in labelled], dtype=float)  # None -> NaN
+        is_late = np.asarray([row[4] for row in labelled], dtype=bool)
     out = []
     for index, (label, w_start, w_end, step) in enumerate(bounds):
         rows = int(rows_per[index + 1])
-        if labelled:
-            mask = bucket == index + 1
-            window_scores = score[mask]
-            value, note = compute_metric(
-                metric, truth[mask].tolist(), predicted[mask].tolist(),
-                [None if s != s else float(s) for s in window_scores.tolist()])
-            count, late_count = int(mask.sum()), int(is_late[mask].sum())
+        mask = bucket == index + 1
+        count = int(mask.sum())
+        if count:
+            value, note = compute_metric(metric, truth[mask], predicted[mask], score[mask])
+            late_count = int(is_late[mask].sum())
         else:
-            value, note, count, late_count = None, "no labelled rows", 0, 0
+            value, note, late_count = None, "no labelled rows", 0
         out.append(PerformanceWindow(label, w_start, w_end, step, rows, count, late_count,
                                      value, note))
     return out
+
+
+def _decode(values: Sequence[str]) -> np.ndarray:
+    """Stored JSON values as an array: floats when every one is a number (numpy reads the
+    text itself, a million at once), else the decoded values."""
+    import numpy as np
+
+    try:
+        return np.asarray(values, dtype=float)
+    except ValueError:
+        return np.asarray([orjson.loads(v) for v in values], dtype=object)
 
 
 def _edges(bounds: list[tuple[str, dt.datetime, dt.datetime, int]]) -> np.ndarray:
