@@ -123,7 +123,9 @@ def driver_rows(conn: Connection, query: sa.Select[Any],
             wrapped the same way).
     """
     if conn.dialect.name != "sqlite":
-        result = conn.execution_options(stream_results=True, yield_per=chunk_size).execute(query)
+        # On the statement: Connection.execution_options would stream every later statement
+        # of the transaction too (an INSERT through a server-side cursor fails).
+        result = conn.execute(query.execution_options(stream_results=True, yield_per=chunk_size))
         for part in result.partitions():
             yield from part
         return
