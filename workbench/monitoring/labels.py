@@ -195,11 +195,12 @@ def _ingest(conn: Connection, frame: pd.DataFrame, where: str, id_column: str,
     by_model: dict[str, int] = {}
     late_by_model: dict[str, int] = {}
     matched = matched_rows = late = 0
-    for key, label in new.items():
-        rows = matches.get(key)
-        if not rows:
-            inserts.add(key, label, received, source_name)
-            continue
+    # In the order the predictions were logged (the order ``matches`` was filled in), so the
+    # labels' time index grows at its end instead of at random places.
+    for key, rows in matches.items():
+        label = new.get(key)
+        if label is None:
+            continue  # a waiting label: below
         matched += 1
         for match in rows:
             is_late = _is_late(windows, match[2], match[3], received)
@@ -209,11 +210,14 @@ def _ingest(conn: Connection, frame: pd.DataFrame, where: str, id_column: str,
             by_model[match[2]] = by_model.get(match[2], 0) + 1
             if is_late:
                 late_by_model[match[2]] = late_by_model.get(match[2], 0) + 1
+    for key, label in new.items():
+        if key not in matches:
+            inserts.add(key, label, received, source_name)
     rematched = 0
     for key, (label, label_ids, first_received, first_source) in waiting.items():
-        rows = matches.get(key)
-        if not rows:
+        if key not in matches:
             continue
+        rows = matches[key]
         rematched += 1
         conn.execute(schema.labels_table.delete().where(schema.labels_table.c.id.in_(label_ids)))
         for match in rows:
@@ -544,6 +548,10 @@ class _Rows:
 
         from workbench.store.schema import LABELS_TABLE_NAME, labels_table
 
+        if self.sqlite and len(self.rows) > _INSERT_CHUNK:
+            # A larger page cache for this connection: the time index of a million new rows
+            # is built in memory instead of paging the default 2 MB in and out.
+            conn.exec_driver_sql("PRAGMA cache_size = -131072")
         for start in range(0, len(self.rows), _INSERT_CHUNK):
             chunk = self.rows[start:start + _INSERT_CHUNK]
             if self.sqlite:

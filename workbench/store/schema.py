@@ -106,8 +106,9 @@ labels_table = sa.Table(
     sa.Column("prediction", sa.Text, nullable=True),
     sa.Column("score", sa.Float, nullable=True),
     sa.Column("late", sa.Boolean, nullable=False, server_default=sa.false()),
+    # What performance reads by. No index on the id: labels are read by id column whole
+    # (duplicates, unmatched), and a second index costs every insert of a million labels.
     sa.Index("ix_labels_model_name_predicted_at", "model_name", "predicted_at"),
-    sa.Index("ix_labels_id", "id_column", "id_value"),
 )
 
 # Each window a performance check evaluated: a label for a prediction in it that arrives
