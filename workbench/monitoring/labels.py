@@ -394,10 +394,48 @@ def _find_predictions(conn: Connection, id_column: str,
     # In id order: the table's own order (what was logged first), no sort of the store.
     query = sa.select(*columns).order_by(t.c.id)
     matches: dict[str, list[Match]] = {}
+    if by_request:
+        for record in driver_rows(conn, query, _CHUNK):
+            for key, match in _by_request(record, wanted):
+                matches.setdefault(key, []).append(match)
+        return matches
+    # The hot loop of a join by an input column: one logged record at a time, a million of
+    # them in a busy hour, so the one-row case is written out here with locals.
+    loads = orjson.loads
+    positions: dict[str, int] = {}
     for record in driver_rows(conn, query, _CHUNK):
-        found = (_by_request(record, wanted) if by_request
-                 else _by_input(record, id_column, wanted))
-        for key, match in found:
+        inputs_json = record[6]
+        # The column list opens the stored text ({"columns":[...],"data":...; a quote inside
+        # a name is escaped, so '],"data":' ends the list): the id's position is looked up
+        # once per distinct list, not once per record.
+        end = inputs_json.find('],"data":')
+        if end < 0:
+            for key, match in _by_input(record, id_column, wanted):
+                matches.setdefault(key, []).append(match)
+            continue
+        head = inputs_json[:end]
+        position = positions.get(head)
+        if position is None:
+            names = loads(inputs_json).get("columns") or []
+            position = positions[head] = names.index(id_column) if id_column in names else -1
+        if position < 0:
+            continue
+        data = loads(inputs_json).get("data") or []
+        if len(data) == 1 and position < len(data[0]):
+            value = data[0][position]
+            one = value if type(value) is str else key_text(value)
+            if one is None or one not in wanted:
+                continue
+            single = _single(record[4], record[5])
+            if single is not None:
+                match = (record[0], 0, record[3], record[2], single[0], single[1])
+                found = matches.get(one)
+                if found is None:
+                    matches[one] = [match]
+                else:
+                    found.append(match)
+                continue
+        for key, match in _by_input(record, id_column, wanted):
             matches.setdefault(key, []).append(match)
     return matches
 
