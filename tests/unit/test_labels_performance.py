@@ -265,3 +265,21 @@ def test_a_store_without_labels_says_how_to_load_them(tmp_path: Path) -> None:
     assert report.latest is None and report.windows[0].rows == 1
     assert "workbench monitor labels" in report.notes[0]
     assert SimpleNamespace(**report.as_dict()["windows"][0]).labelled == 0
+
+
+def test_one_row_records_join_whatever_their_columns_are_named(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "p.db")
+    odd = ["data", 'x],"data":', "customer_id"]
+    _log(url, [
+        PredictionRecord("s1", at(1), MODEL, odd, {"data": [1.0], 'x],"data":': [2.0],
+                                                   "customer_id": [7]}, ["yes"], 1.0),
+        PredictionRecord("s2", at(1), MODEL, ["customer_id"], {"customer_id": ["8"]}, [[0.2, 0.8]],
+                         1.0, scores=[[0.2, 0.8]]),
+    ])
+    path = _labels(tmp_path, "l.csv", {"customer_id": [7, 8], "label": ["yes", "no"]})
+    done = ingest_labels(path, url, id_column="customer_id", received_at=at(2))
+    assert (done.matched, done.matched_rows) == (2, 2)
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+        stored = conn.execute("SELECT id_value, prediction, score FROM labels "
+                              "ORDER BY id_value").fetchall()
+    assert stored == [("7", '"yes"', None), ("8", "[0.2,0.8]", 0.8)]
