@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 
 REQUEST_ID = "request_id"
 DEFAULT_LABEL_COLUMN = "label"
-_CHUNK = 5_000
 _INSERT_CHUNK = 50_000
 
 Progress = Callable[[str], None]
@@ -184,56 +183,16 @@ def _ingest(conn: Connection, frame: pd.DataFrame, where: str, id_column: str,
 
     # Labels stored unmatched by an earlier run are looked for again with the new ones.
     waiting = _unmatched_labels(conn, id_column)
-    wanted = set(new) | set(waiting)
     say(f"joining on {'the logged request id' if id_column == REQUEST_ID else id_column} "
         f"in {shown}")
-    matches = _find_predictions(conn, id_column, wanted)
-    windows = _evaluated_windows(conn, {m[2] for rows in matches.values() for m in rows})
-
-    source_name = where[:schema.SOURCE_LEN]
-    inserts = _Rows(conn, id_column)
-    by_model: dict[str, int] = {}
-    late_by_model: dict[str, int] = {}
-    matched = matched_rows = late = 0
-    # In the order the predictions were logged (the order ``matches`` was filled in), so the
-    # labels' time index grows at its end instead of at random places.
-    for key, rows in matches.items():
-        label = new.get(key)
-        if label is None:
-            continue  # a waiting label: below
-        matched += 1
-        for match in rows:
-            is_late = _is_late(windows, match[2], match[3], received)
-            inserts.add(key, label, received, source_name, match, is_late)
-            matched_rows += 1
-            late += is_late
-            by_model[match[2]] = by_model.get(match[2], 0) + 1
-            if is_late:
-                late_by_model[match[2]] = late_by_model.get(match[2], 0) + 1
-    for key, label in new.items():
-        if key not in matches:
-            inserts.add(key, label, received, source_name)
-    rematched = 0
-    for key, (label, label_ids, first_received, first_source) in waiting.items():
-        if key not in matches:
-            continue
-        rows = matches[key]
-        rematched += 1
-        conn.execute(schema.labels_table.delete().where(schema.labels_table.c.id.in_(label_ids)))
-        for match in rows:
-            is_late = _is_late(windows, match[2], match[3], first_received)
-            inserts.add(key, label, first_received, first_source, match, is_late)
-            late += is_late
-            by_model[match[2]] = by_model.get(match[2], 0) + 1
-            if is_late:
-                late_by_model[match[2]] = late_by_model.get(match[2], 0) + 1
-    inserts.insert(conn)
+    counts = _dialect_join(conn).run(conn, id_column, new, received,
+                                     where[:schema.SOURCE_LEN], waiting)
     return LabelIngest(
         source=where, id_column=id_column, rows=len(frame), new_labels=len(new),
-        matched=matched, matched_rows=matched_rows, unmatched=len(new) - matched,
-        rematched=rematched, duplicates=duplicates, conflicting=conflicting, missing=missing,
-        late=late, by_model=dict(sorted(by_model.items())),
-        late_by_model=dict(sorted(late_by_model.items())))
+        matched=counts.matched, matched_rows=counts.matched_rows,
+        unmatched=len(new) - counts.matched, rematched=counts.rematched,
+        duplicates=duplicates, conflicting=conflicting, missing=missing, late=counts.late,
+        by_model=counts.by_model, late_by_model=counts.late_by_model)
 
 
 # -- the file ----------------------------------------------------------------------------------
@@ -306,6 +265,8 @@ def _keys_and_labels(frame: pd.DataFrame, id_column: str,
     other. Vectorised: a million labels is a common file."""
     usable = frame[id_column].notna() & frame[label_column].notna()
     keys = _as_text(frame.loc[usable, id_column])
+    if bool((keys.str.len() > ID_VALUE_LEN).any()):
+        keys = keys.str.slice(0, ID_VALUE_LEN)  # as stored: a longer id is known by its start
     labels = _as_json(frame.loc[usable, label_column])
     named = keys != ""
     return keys[named], labels[named], int(len(frame) - int(named.sum()))
@@ -353,253 +314,290 @@ def _stored_labels(conn: Connection, id_column: str) -> dict[str, str]:
     return dict(rows.all())
 
 
-def _unmatched_labels(conn: Connection,
-                      id_column: str) -> dict[str, tuple[str, list[int], dt.datetime, str]]:
-    """id -> (label, row ids, received_at, source) of labels stored without a prediction."""
+def _unmatched_labels(conn: Connection, id_column: str) -> Waiting:
+    """id -> (label, received_at, source) of labels stored without a prediction."""
     import sqlalchemy as sa
 
     from workbench.store.schema import labels_table as t
 
-    waiting: dict[str, tuple[str, list[int], dt.datetime, str]] = {}
-    query = sa.select(t.c.id_value, t.c.label, t.c.id, t.c.received_at, t.c.source).where(
+    query = sa.select(t.c.id_value, t.c.label, t.c.received_at, t.c.source).where(
         t.c.id_column == id_column, t.c.prediction_id.is_(None))
-    for key, label, row_id, received, source in conn.execute(query):
-        entry = waiting.setdefault(key, (label, [], _utc(received), source))
-        entry[1].append(row_id)
-    return waiting
+    return {key: (label, _utc(received), source)
+            for key, label, received, source in conn.execute(query)}
 
 
-# (prediction id, row index, model name, predicted at as the driver gave it (text on SQLite),
-# prediction JSON, score)
-Match = tuple[int, int, str, "dt.datetime | str", str, float | None]
+# -- the join, inside the database -------------------------------------------------------------
+# The labels to look for, staged in a temporary table keyed by id so the join is one lookup per
+# logged row; the joined rows are staged too, so the counts are read off them before they go
+# into ``labels`` in one INSERT ... SELECT. Nothing of a logged record crosses into Python: at a
+# million records a Python loop over them cost three times the 5 s the whole check may take.
+_KEYS = "wb_label_keys"
+_HEADS = "wb_label_heads"
+_JOINED = "wb_label_rows"
+# The end of the column list in the writer's stored inputs ({"columns":[...],"data":[...]}; a
+# quote inside a name is escaped, so the first '],"data":' ends the list).
+_COLUMNS_END = '],"data":'
+_LABEL_COLUMNS = ("id_column, id_value, label, received_at, source, prediction_id, row_index, "
+                  "model_name, predicted_at, prediction, score, late")
+
+# (label JSON, received at, source) of a label stored unmatched by an earlier run
+Waiting = dict[str, tuple[str, dt.datetime, str]]
 
 
-def _find_predictions(conn: Connection, id_column: str,
-                      wanted: set[str]) -> dict[str, list[Match]]:
-    """id -> the logged predicted rows that carry it, in the order they were logged."""
-    import sqlalchemy as sa
-
-    from workbench.store.reader import driver_rows
-    from workbench.store.schema import predictions_table as t
-
-    if not wanted:
-        return {}
-    by_request = id_column == REQUEST_ID
-    # The time as the driver gives it (text on SQLite): converted only for the rows that
-    # match, not for every logged record.
-    columns = [t.c.id, t.c.request_id, sa.type_coerce(t.c.created_at, sa.String),
-               t.c.model_name, t.c.outputs, t.c.scores]
-    if not by_request:
-        columns.append(t.c.inputs)
-    # In id order: the table's own order (what was logged first), no sort of the store.
-    query = sa.select(*columns).order_by(t.c.id)
-    matches: dict[str, list[Match]] = {}
-    if by_request:
-        for record in driver_rows(conn, query, _CHUNK):
-            for key, match in _by_request(record, wanted):
-                matches.setdefault(key, []).append(match)
-        return matches
-    # The hot loop of a join by an input column: one logged record at a time, a million of
-    # them in a busy hour, so the one-row case is written out here with locals.
-    loads = orjson.loads
-    positions: dict[str, int] = {}
-    for record in driver_rows(conn, query, _CHUNK):
-        inputs_json = record[6]
-        # The column list opens the stored text ({"columns":[...],"data":...; a quote inside
-        # a name is escaped, so '],"data":' ends the list): the id's position is looked up
-        # once per distinct list, not once per record.
-        end = inputs_json.find('],"data":')
-        if end < 0:
-            for key, match in _by_input(record, id_column, wanted):
-                matches.setdefault(key, []).append(match)
-            continue
-        head = inputs_json[:end]
-        position = positions.get(head)
-        if position is None:
-            names = loads(inputs_json).get("columns") or []
-            position = positions[head] = names.index(id_column) if id_column in names else -1
-        if position < 0:
-            continue
-        data = loads(inputs_json).get("data") or []
-        if len(data) == 1 and position < len(data[0]):
-            value = data[0][position]
-            one = value if type(value) is str else key_text(value)
-            if one is None or one not in wanted:
-                continue
-            single = _single(record[4], record[5])
-            if single is not None:
-                match = (record[0], 0, record[3], record[2], single[0], single[1])
-                found = matches.get(one)
-                if found is None:
-                    matches[one] = [match]
-                else:
-                    found.append(match)
-                continue
-        for key, match in _by_input(record, id_column, wanted):
-            matches.setdefault(key, []).append(match)
-    return matches
+@dataclass(frozen=True)
+class _Counts:
+    matched: int
+    matched_rows: int
+    rematched: int
+    late: int
+    by_model: dict[str, int]
+    late_by_model: dict[str, int]
 
 
-def _by_request(record: Any, wanted: set[str]) -> list[tuple[str, Match]]:
-    pid, request_id, created, model, outputs_json, scores_json = record
-    if request_id not in wanted:
-        return []
-    outputs = orjson.loads(outputs_json)
-    scores = orjson.loads(scores_json) if scores_json else None
-    return [(request_id, (pid, index, model, created, orjson.dumps(value).decode(),
-                          _score(scores, index)))
-            for index, value in enumerate(outputs)]
+class _Join:
+    """The join as SQL. What differs between databases (JSON functions, types, bulk loading) is
+    in :class:`_SqliteJoin` and :class:`_PostgresJoin`; the statements around it are here.
 
-
-def _by_input(record: Any, id_column: str, wanted: set[str]) -> list[tuple[str, Match]]:
-    pid, _request, created, model, outputs_json, scores_json, inputs_json = record
-    inputs = orjson.loads(inputs_json)
-    names = inputs.get("columns") or []
-    try:
-        position = names.index(id_column)
-    except ValueError:
-        return []
-    data = inputs.get("data") or []
-    if len(data) == 1 and position < len(data[0]):
-        # One row (the server's usual record): its one prediction and score are the JSON
-        # arrays' only element, so the arrays need no parsing.
-        value = data[0][position]
-        key = value if type(value) is str else key_text(value)
-        if key is None or key not in wanted:
-            return []
-        single = _single(outputs_json, scores_json)
-        if single is not None:
-            return [(key, (pid, 0, model, created, *single))]
-    found = []
-    outputs = scores = None
-    for index, row in enumerate(inputs.get("data") or []):
-        value = row[position] if position < len(row) else None
-        key = value if type(value) is str else key_text(value)
-        if key is None or key not in wanted:
-            continue
-        if outputs is None:  # parsed only for records that match
-            outputs = orjson.loads(outputs_json)
-            scores = orjson.loads(scores_json) if scores_json else None
-        if index >= len(outputs):
-            continue
-        found.append((key, (pid, index, model, created,
-                            orjson.dumps(outputs[index]).decode(), _score(scores, index))))
-    return found
-
-
-def _single(outputs_json: str, scores_json: str | None) -> tuple[str, float | None] | None:
-    """(prediction JSON, score) of a one-row record read off the arrays' text; None when the
-    text is not a plain one-element array (the caller parses it then)."""
-    if not (outputs_json.startswith("[") and outputs_json.endswith("]")):
-        return None
-    prediction = outputs_json[1:-1]
-    if not prediction or ("," in prediction and not prediction.startswith('"')):
-        return None  # several outputs, or a list: not one plain value
-    if not scores_json or scores_json == "null":
-        return prediction, None
-    try:
-        return prediction, float(scores_json[1:-1])
-    except ValueError:
-        return None  # per-class probabilities
-
-
-def _score(scores: Any, index: int) -> float | None:
-    if not isinstance(scores, list) or index >= len(scores):
-        return None
-    value = scores[index]
-    if isinstance(value, list):  # per-class probabilities: the last (positive) class
-        value = value[-1] if value else None
-    return float(value) if isinstance(value, (int, float)) else None
-
-
-def _evaluated_windows(conn: Connection,
-                       models: set[str]) -> dict[str, list[tuple[dt.datetime, dt.datetime,
-                                                                 dt.datetime]]]:
-    """model -> (start, end, evaluated at) of every window a performance check evaluated."""
-    import sqlalchemy as sa
-
-    from workbench.store.schema import windows_table as t
-
-    if not models:
-        return {}
-    windows: dict[str, list[tuple[dt.datetime, dt.datetime, dt.datetime]]] = {}
-    query = sa.select(t.c.model_name, t.c.window_start, t.c.window_end, t.c.evaluated_at).where(
-        t.c.model_name.in_(sorted(models)))
-    for model, start, end, evaluated in conn.execute(query):
-        windows.setdefault(model, []).append((_utc(start), _utc(end), _utc(evaluated)))
-    return windows
-
-
-def _is_late(windows: dict[str, list[tuple[dt.datetime, dt.datetime, dt.datetime]]],
-             model: str, predicted_at: dt.datetime | str, received: dt.datetime) -> bool:
-    """Whether a window holding this prediction was evaluated before the label arrived."""
-    evaluated = windows.get(model)
-    if not evaluated:
-        return False  # the common case: no time to parse
-    at = _utc(predicted_at)
-    return any(start <= at < end and when < received for start, end, when in evaluated)
-
-
-_LABEL_COLUMNS = ("id_column", "id_value", "label", "received_at", "source", "prediction_id",
-                  "row_index", "model_name", "predicted_at", "prediction", "score", "late")
-
-
-class _Rows:
-    """The rows to insert into ``labels``, in the form the connection's dialect takes fastest.
-
-    On SQLite they go in as plain tuples through the driver's ``executemany``, the times as the
-    text SQLAlchemy stores (the predicted time is the text read from ``predictions``,
-    unchanged): SQLAlchemy's per-value processing would cost more than the whole join at a
-    million labels. Other databases get SQLAlchemy's insert with real datetimes.
+    Every statement's table and column names come from this module, never from input; the id
+    column's name and all values are bound parameters.
     """
 
-    def __init__(self, conn: Connection, id_column: str) -> None:
-        self.id_column = id_column
-        self.sqlite = conn.dialect.name == "sqlite"
-        self.rows: list[tuple[Any, ...]] = []
-        self._last: tuple[Any, Any] = (None, None)
+    flag_type = "BOOLEAN"
+    time_type = "TIMESTAMP WITH TIME ZONE"
+    keys_suffix = ""
 
-    def _time(self, value: dt.datetime | str) -> dt.datetime | str:
-        if value is self._last[0]:
-            return self._last[1]  # the received time: the same for every row of a run
-        if self.sqlite:
-            return value if isinstance(value, str) else _utc(value).replace(
-                tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
-        return _utc(value)
+    def run(self, conn: Connection, id_column: str, new: dict[str, str], received: dt.datetime,
+            source: str, waiting: Waiting) -> _Counts:
+        """Join the ``new`` labels (id -> label JSON, received now from ``source``) and the
+        ``waiting`` ones with the logged predictions, and store every label.
 
-    def add(self, key: str, label: str, received: dt.datetime, source: str,
-            match: Match | None = None, late: bool = False) -> None:
-        flag = int(late) if self.sqlite else late
-        when = self._time(received)
-        self._last = (received, when)
-        if match is None:
-            self.rows.append((self.id_column, key[:ID_VALUE_LEN], label, when, source, None,
-                              None, None, None, None, None, flag))
-            return
-        pid, index, model, at, prediction, score = match
-        self.rows.append((self.id_column, key[:ID_VALUE_LEN], label, when, source, pid, index,
-                          model, at if self.sqlite and type(at) is str else self._time(at),
-                          prediction, score, flag))
-
-    def insert(self, conn: Connection) -> None:
+        Raises:
+            sqlalchemy.exc.SQLAlchemyError: the store cannot be read or written.
+        """
         import sqlalchemy as sa
 
-        from workbench.store.schema import LABELS_TABLE_NAME, labels_table
+        from workbench.store.schema import LABELS_TABLE_NAME, WINDOWS_TABLE_NAME
 
-        if self.sqlite and len(self.rows) > _INSERT_CHUNK:
-            # A larger page cache for this connection: the time index of a million new rows
-            # is built in memory instead of paging the default 2 MB in and out.
-            conn.exec_driver_sql("PRAGMA cache_size = -131072")
-        for start in range(0, len(self.rows), _INSERT_CHUNK):
-            chunk = self.rows[start:start + _INSERT_CHUNK]
-            if self.sqlite:
-                # Names from the schema module, not from input.
-                conn.exec_driver_sql(
-                    f"INSERT INTO {LABELS_TABLE_NAME} ({', '.join(_LABEL_COLUMNS)}) "
-                    f"VALUES ({', '.join('?' * len(_LABEL_COLUMNS))})", chunk)
-            else:
-                conn.execute(sa.insert(labels_table),
-                             [dict(zip(_LABEL_COLUMNS, row)) for row in chunk])
+        if not new and not waiting:
+            return _Counts(0, 0, 0, 0, {}, {})
+        self._drop(conn)
+        # A new label's time and source are this run's (bound once, not stored per key).
+        conn.exec_driver_sql(
+            f"CREATE TEMPORARY TABLE {_KEYS} (id_value TEXT PRIMARY KEY, label TEXT NOT NULL, "
+            f"waiting {self.flag_type} NOT NULL, received_at {self.time_type}, source TEXT)"
+            f"{self.keys_suffix}")
+        self.load(conn, new, waiting)
+        params = {"id_column": id_column, "received": self.time(received), "source": source}
+        # A label is late when a check evaluated its prediction's window before it arrived;
+        # with no window evaluated yet (the first load) there is nothing to look up per row.
+        evaluated = conn.execute(sa.text(f"SELECT 1 FROM {WINDOWS_TABLE_NAME} LIMIT 1")).first()
+        late = (f"EXISTS (SELECT 1 FROM {WINDOWS_TABLE_NAME} pw WHERE pw.model_name = "
+                "p.model_name AND pw.window_start <= p.created_at AND p.created_at < "
+                "pw.window_end AND pw.evaluated_at < coalesce(k.received_at, :received))"
+                ) if evaluated else "1 = 0"
+        joined, index = (self.by_request() if id_column == REQUEST_ID
+                         else self.by_input(conn, id_column))
+        conn.execute(sa.text(
+            f"CREATE TEMPORARY TABLE {_JOINED} AS SELECT k.id_value, k.label, k.waiting, "
+            "coalesce(k.received_at, :received) AS received_at, coalesce(k.source, :source) AS "
+            f"source, p.id AS prediction_id, {index} AS row_index, p.model_name, p.created_at "
+            f"AS predicted_at, {self.predicted(index)}, {late} AS late FROM {joined}"), params)
+        # A row index past the record's outputs has no prediction to judge.
+        conn.exec_driver_sql(f"DELETE FROM {_JOINED} WHERE prediction IS NULL")
+        by_model: dict[str, int] = {}
+        late_by_model: dict[str, int] = {}
+        matched_rows = late_rows = 0
+        for model, is_waiting, rows, late_count in conn.execute(sa.text(
+                f"SELECT model_name, waiting, COUNT(*), SUM(CASE WHEN late THEN 1 ELSE 0 END) "
+                f"FROM {_JOINED} GROUP BY model_name, waiting")):
+            by_model[model] = by_model.get(model, 0) + rows
+            if late_count:
+                late_by_model[model] = late_by_model.get(model, 0) + int(late_count)
+            late_rows += int(late_count)
+            matched_rows += 0 if is_waiting else rows
+        ids: dict[Any, int] = dict(conn.execute(sa.text(
+            f"SELECT waiting, COUNT(DISTINCT id_value) FROM {_JOINED} GROUP BY waiting")).all())
+        matched = sum(n for is_waiting, n in ids.items() if not is_waiting)
+        rematched = sum(n for is_waiting, n in ids.items() if is_waiting)
+        if rematched:
+            # Stored unmatched by an earlier run, matched now: the joined rows replace them.
+            conn.execute(sa.text(
+                f"DELETE FROM {LABELS_TABLE_NAME} WHERE id_column = :id_column AND "
+                f"prediction_id IS NULL AND id_value IN (SELECT id_value FROM {_JOINED} "
+                "WHERE waiting)"), params)
+        # In the order the predictions were logged: the labels' time index grows at its end.
+        conn.execute(sa.text(
+            f"INSERT INTO {LABELS_TABLE_NAME} ({_LABEL_COLUMNS}) SELECT :id_column, id_value, "
+            "label, received_at, source, prediction_id, row_index, model_name, predicted_at, "
+            f"prediction, score, late FROM {_JOINED} ORDER BY prediction_id, row_index"), params)
+        if matched < len(new):
+            # New labels that matched nothing are stored all the same, for a later run.
+            conn.execute(sa.text(
+                f"INSERT INTO {LABELS_TABLE_NAME} ({_LABEL_COLUMNS}) SELECT :id_column, "
+                "id_value, label, :received, :source, NULL, NULL, NULL, NULL, NULL, NULL, 1 = 0 "
+                f"FROM {_KEYS} WHERE NOT waiting AND id_value NOT IN (SELECT id_value FROM "
+                f"{_JOINED})"), params)
+        self._drop(conn)
+        return _Counts(matched, matched_rows, rematched, late_rows, dict(sorted(by_model.items())),
+                       dict(sorted(late_by_model.items())))
+
+    @staticmethod
+    def _drop(conn: Connection) -> None:
+        for table in (_JOINED, _KEYS, _HEADS):
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+
+    def time(self, moment: dt.datetime) -> Any:
+        """A time as the dialect's statements take it."""
+        return moment
+
+    def load(self, conn: Connection, new: dict[str, str], waiting: Waiting) -> None:
+        raise NotImplementedError
+
+    def predicted(self, index: str) -> str:
+        """The ``prediction`` (JSON) and ``score`` columns of row ``index`` of a record ``p``:
+        per-class probabilities give the last (positive) class's."""
+        raise NotImplementedError
+
+    def by_request(self) -> tuple[str, str]:
+        """The FROM clause of the join (``p``: predictions, ``k``: the keys) and the SQL of the
+        row index, when labels are keyed by the logged request id."""
+        raise NotImplementedError
+
+    def by_input(self, conn: Connection, id_column: str) -> tuple[str, str]:
+        """The same when labels are keyed by a column of the logged inputs."""
+        raise NotImplementedError
+
+
+class _SqliteJoin(_Join):
+    """SQLite's JSON functions (3.38+: ``->``, ``->>``). Times are the text SQLAlchemy
+    stores, compared as text. CROSS JOIN fixes SQLite's loop order: the store is read once, in
+    id order, and each record's id looked up among the keys."""
+
+    flag_type = "INTEGER"
+    time_type = "TEXT"
+    keys_suffix = " WITHOUT ROWID"  # the key is the table: half the work of loading a million
+
+    def time(self, moment: dt.datetime) -> Any:
+        return _utc(moment).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+    def load(self, conn: Connection, new: dict[str, str], waiting: Waiting) -> None:
+        if new:  # (an empty list would run the statement once, unbound)
+            conn.exec_driver_sql(
+                f"INSERT INTO {_KEYS} (id_value, label, waiting) VALUES (?, ?, 0)",
+                list(new.items()))
+        if waiting:
+            conn.exec_driver_sql(f"INSERT INTO {_KEYS} VALUES (?, ?, 1, ?, ?)", [
+                (key, label, self.time(at), source)
+                for key, (label, at, source) in waiting.items()])
+
+    def predicted(self, index: str) -> str:
+        at = f"('$[' || {index} || ']')"
+        return (f"p.outputs -> {at} AS prediction, CASE "
+                f"json_type(p.scores, {at}) WHEN 'array' THEN p.scores ->> ('$[' || {index} || "
+                f"'][#-1]') WHEN 'real' THEN p.scores ->> {at} WHEN 'integer' THEN "
+                f"CAST(p.scores ->> {at} AS REAL) END AS score")
+
+    def by_request(self) -> tuple[str, str]:
+        from workbench.store.schema import TABLE_NAME
+
+        return (f"{TABLE_NAME} p CROSS JOIN {_KEYS} k CROSS JOIN json_each(p.outputs) o WHERE "
+                "k.id_value = p.request_id", "o.key")
+
+    def by_input(self, conn: Connection, id_column: str) -> tuple[str, str]:
+        from workbench.store.schema import TABLE_NAME
+
+        head = self._column_lists(conn, id_column)
+        # One-row records (the server's) read their one value straight; others are unnested.
+        # The value (e) as the text labels are keyed by (see ``key_text``): a whole float is
+        # the integer it prints as; an integer meets the text key by the column's affinity.
+        return (
+            f"{TABLE_NAME} p CROSS JOIN {_HEADS} h LEFT JOIN json_each(CASE WHEN p.n_rows > 1 "
+            "THEN p.inputs END, '$.data') r CROSS JOIN json_each(coalesce(r.value, p.inputs), "
+            "CASE WHEN r.key IS NULL THEN '$.data[0][' || h.position || ']' ELSE '$[' || "
+            f"h.position || ']' END) e CROSS JOIN {_KEYS} k WHERE h.head = {head} AND "
+            "k.id_value = substr(CASE WHEN e.type = 'real' AND e.value = CAST(e.value AS "
+            "INTEGER) THEN CAST(CAST(e.value AS INTEGER) AS TEXT) ELSE e.value END, 1, "
+            f"{ID_VALUE_LEN})", "coalesce(r.key, 0)")
+
+    @staticmethod
+    def _column_lists(conn: Connection, id_column: str) -> str:
+        """Stage the id's position in each distinct column list the store holds (a few: one
+        per model's signature) and return the SQL of a record's list, the key to it."""
+        from workbench.store.schema import TABLE_NAME
+
+        head = f"substr(p.inputs, 1, instr(p.inputs, '{_COLUMNS_END}'))"
+        conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {_HEADS} (head TEXT PRIMARY KEY, "
+                             "position INTEGER NOT NULL)")
+        positions = []
+        for (text,) in conn.exec_driver_sql(f"SELECT DISTINCT {head} FROM {TABLE_NAME} p"):
+            try:
+                names = orjson.loads(text + "}").get("columns") or []
+            except (orjson.JSONDecodeError, AttributeError):
+                continue  # not the writer's form: nothing to join
+            if id_column in names:
+                positions.append((text, names.index(id_column)))
+        conn.exec_driver_sql(f"INSERT INTO {_HEADS} VALUES (?, ?)", positions)
+        return head
+
+
+class _PostgresJoin(_Join):
+    """Postgres' ``jsonb`` functions; every record is unnested (no fast path needed)."""
+
+    def load(self, conn: Connection, new: dict[str, str], waiting: Waiting) -> None:
+        import sqlalchemy as sa
+
+        keys = sa.table(_KEYS, *(sa.column(name) for name in (
+            "id_value", "label", "waiting", "received_at", "source")))
+        rows: list[dict[str, Any]] = [
+            {"id_value": key, "label": label, "waiting": False, "received_at": None,
+             "source": None} for key, label in new.items()]
+        rows += [{"id_value": key, "label": label, "waiting": True, "received_at": at,
+                  "source": source} for key, (label, at, source) in waiting.items()]
+        for start in range(0, len(rows), _INSERT_CHUNK):
+            conn.execute(sa.insert(keys), rows[start:start + _INSERT_CHUNK])
+
+    def predicted(self, index: str) -> str:
+        score = f"(p.scores::jsonb -> {index})"
+        return (f"(p.outputs::jsonb -> {index})::text AS prediction, CASE jsonb_typeof({score}) "
+                f"WHEN 'array' THEN ({score} ->> -1)::float8 WHEN 'number' THEN ({score} #>> "
+                "'{}')::float8 END AS score")
+
+    def by_request(self) -> tuple[str, str]:
+        from workbench.store.schema import TABLE_NAME
+
+        return (f"{TABLE_NAME} p JOIN {_KEYS} k ON k.id_value = p.request_id CROSS JOIN LATERAL "
+                "jsonb_array_elements(p.outputs::jsonb) WITH ORDINALITY o(value, n)",
+                "(o.n - 1)::int")
+
+    def by_input(self, conn: Connection, id_column: str) -> tuple[str, str]:
+        from workbench.store.schema import TABLE_NAME
+
+        value = "(r.value -> c.position)"
+        number = f"{value}::numeric"
+        # The value as the text labels are keyed by (see ``key_text``).
+        key = (f"left(CASE WHEN jsonb_typeof({value}) = 'number' AND {number} = trunc({number}) "
+               f"THEN trunc({number})::text ELSE {value} #>> '{{}}' END, {ID_VALUE_LEN})")
+        return (
+            f"{TABLE_NAME} p CROSS JOIN LATERAL (SELECT p.inputs::jsonb AS j) i CROSS JOIN "
+            "LATERAL (SELECT (n.n - 1)::int AS position FROM jsonb_array_elements_text(i.j -> "
+            "'columns') WITH ORDINALITY n(name, n) WHERE n.name = :id_column LIMIT 1) c CROSS "
+            "JOIN LATERAL jsonb_array_elements(i.j -> 'data') WITH ORDINALITY r(value, n) JOIN "
+            f"{_KEYS} k ON k.id_value = {key}", "(r.n - 1)::int")
+
+
+def _dialect_join(conn: Connection) -> _Join:
+    """The join for the store's database.
+
+    Raises:
+        MonitoringError: a database other than SQLite or Postgres.
+    """
+    name = conn.dialect.name
+    if name == "sqlite":
+        return _SqliteJoin()
+    if name == "postgresql":
+        return _PostgresJoin()
+    raise MonitoringError(f"labels can be joined in an SQLite or Postgres prediction store, "
+                          f"not {name}; point WORKBENCH_PREDICTION_STORE at one")
 
 
 def _utc(value: dt.datetime | str) -> dt.datetime:
