@@ -172,12 +172,7 @@ def _ingest(conn: Connection, frame: pd.DataFrame, where: str, id_column: str,
                             "`workbench predict --log` first")
     schema.ensure(conn)  # version 4 holds the labels table; an older store is migrated
     ids, labels, missing = _keys_and_labels(frame, id_column, label_column)
-    first, duplicates, conflicting = _first_of_each(ids, labels)
-    stored = _stored_labels(conn, id_column)
-    again = [key for key in first if key in stored]
-    conflicting += sum(1 for key in again if stored[key] != first[key])
-    duplicates += len(again)
-    new = {key: label for key, label in first.items() if key not in stored}
+    new, duplicates, conflicting = _new_labels(ids, labels, _stored_labels(conn, id_column))
     say(f"{len(frame)} rows in {where}: {len(new)} new labels, {duplicates} duplicate(s), "
         f"{missing} missing an id or a label")
 
@@ -293,13 +288,24 @@ def _as_json(values: pd.Series) -> pd.Series:
     return values.map(_label_json)
 
 
-def _first_of_each(ids: pd.Series, labels: pd.Series) -> tuple[dict[str, str], int, int]:
-    """The first label of each id (dicts keep order), the repeats and how many conflict."""
-    repeated = ids.duplicated(keep="first")
-    first = dict(zip(ids[~repeated].tolist(), labels[~repeated].tolist()))
-    again = ids[repeated]
-    conflicting = int((labels[repeated] != again.map(first)).sum()) if len(again) else 0
-    return first, int(repeated.sum()), conflicting
+def _new_labels(ids: pd.Series, labels: pd.Series,
+                stored: dict[str, str]) -> tuple[pd.Series, int, int]:
+    """The first label of each id not stored yet (indexed by id, in the file's order), the
+    duplicates (repeats in the file, ids stored already) and how many of them conflict.
+    Vectorised, like the reading: a million labels is a common file."""
+    repeated = ids.duplicated(keep="first").to_numpy()
+    first = labels[~repeated]
+    first.index = ids[~repeated].to_numpy()
+    duplicates = int(repeated.sum())
+    conflicting = int((labels[repeated].to_numpy() != first.reindex(
+        ids[repeated].to_numpy()).to_numpy()).sum()) if duplicates else 0
+    if stored:
+        known = first.index.isin(list(stored))
+        kept = first[known]
+        conflicting += int((kept.to_numpy() != kept.index.map(stored).to_numpy()).sum())
+        duplicates += int(known.sum())
+        first = first[~known]
+    return first, duplicates, conflicting
 
 
 # -- the store ---------------------------------------------------------------------------------
@@ -328,12 +334,11 @@ def _unmatched_labels(conn: Connection, id_column: str) -> Waiting:
 
 # -- the join, inside the database -------------------------------------------------------------
 # The labels to look for, staged in a temporary table keyed by id so the join is one lookup per
-# logged row; the joined rows are staged too, so the counts are read off them before they go
-# into ``labels`` in one INSERT ... SELECT. Nothing of a logged record crosses into Python: at a
+# logged row, and the joined rows inserted into ``labels`` by one INSERT ... SELECT; the counts
+# are read off the rows it added. Nothing of a logged record crosses into Python: at a
 # million records a Python loop over them cost three times the 5 s the whole check may take.
 _KEYS = "wb_label_keys"
 _HEADS = "wb_label_heads"
-_JOINED = "wb_label_rows"
 # The end of the column list in the writer's stored inputs ({"columns":[...],"data":[...]}; a
 # quote inside a name is escaped, so the first '],"data":' ends the list).
 _COLUMNS_END = '],"data":'
@@ -366,9 +371,9 @@ class _Join:
     time_type = "TIMESTAMP WITH TIME ZONE"
     keys_suffix = ""
 
-    def run(self, conn: Connection, id_column: str, new: dict[str, str], received: dt.datetime,
+    def run(self, conn: Connection, id_column: str, new: pd.Series, received: dt.datetime,
             source: str, waiting: Waiting) -> _Counts:
-        """Join the ``new`` labels (id -> label JSON, received now from ``source``) and the
+        """Join the ``new`` labels (label JSON by id, received now from ``source``) and the
         ``waiting`` ones with the logged predictions, and store every label.
 
         Raises:
@@ -378,7 +383,7 @@ class _Join:
 
         from workbench.store.schema import LABELS_TABLE_NAME, WINDOWS_TABLE_NAME
 
-        if not new and not waiting:
+        if new.empty and not waiting:
             return _Counts(0, 0, 0, 0, {}, {})
         self._drop(conn)
         # A new label's time and source are this run's (bound once, not stored per key).
@@ -397,60 +402,72 @@ class _Join:
                 ) if evaluated else "1 = 0"
         joined, index = (self.by_request() if id_column == REQUEST_ID
                          else self.by_input(conn, id_column))
+        # Straight into ``labels``, in the order the predictions were logged (the labels' time
+        # index grows at its end); the rows this run added are those past ``before``.
+        before = conn.execute(sa.text(
+            f"SELECT COALESCE(MAX(id), 0) FROM {LABELS_TABLE_NAME}")).scalar_one()
+        params["before"] = before
         conn.execute(sa.text(
-            f"CREATE TEMPORARY TABLE {_JOINED} AS SELECT k.id_value, k.label, k.waiting, "
-            "coalesce(k.received_at, :received) AS received_at, coalesce(k.source, :source) AS "
-            f"source, p.id AS prediction_id, {index} AS row_index, p.model_name, p.created_at "
-            f"AS predicted_at, {self.predicted(index)}, {late} AS late FROM {joined}"), params)
+            f"INSERT INTO {LABELS_TABLE_NAME} ({_LABEL_COLUMNS}) SELECT :id_column, k.id_value, "
+            "k.label, coalesce(k.received_at, :received), coalesce(k.source, :source), p.id, "
+            f"{index}, p.model_name, p.created_at, {self.predicted(index)}, {late} FROM "
+            f"{joined}"), params)
         # A row index past the record's outputs has no prediction to judge.
-        conn.exec_driver_sql(f"DELETE FROM {_JOINED} WHERE prediction IS NULL")
+        conn.execute(sa.text(f"DELETE FROM {LABELS_TABLE_NAME} WHERE id > :before AND "
+                             "prediction IS NULL"), params)
         by_model: dict[str, int] = {}
         late_by_model: dict[str, int] = {}
-        matched_rows = late_rows = 0
-        for model, is_waiting, rows, late_count in conn.execute(sa.text(
-                f"SELECT model_name, waiting, COUNT(*), SUM(CASE WHEN late THEN 1 ELSE 0 END) "
-                f"FROM {_JOINED} GROUP BY model_name, waiting")):
-            by_model[model] = by_model.get(model, 0) + rows
+        joined_rows = late_rows = 0
+        for model, rows, late_count in conn.execute(sa.text(
+                "SELECT model_name, COUNT(*), SUM(CASE WHEN late THEN 1 ELSE 0 END) FROM "
+                f"{LABELS_TABLE_NAME} WHERE id > :before GROUP BY model_name"), params):
+            by_model[model] = rows
             if late_count:
-                late_by_model[model] = late_by_model.get(model, 0) + int(late_count)
-            late_rows += int(late_count)
-            matched_rows += 0 if is_waiting else rows
-        ids: dict[Any, int] = dict(conn.execute(sa.text(
-            f"SELECT waiting, COUNT(DISTINCT id_value) FROM {_JOINED} GROUP BY waiting")).all())
-        matched = sum(n for is_waiting, n in ids.items() if not is_waiting)
-        rematched = sum(n for is_waiting, n in ids.items() if is_waiting)
+                late_by_model[model] = int(late_count)
+            joined_rows += rows
+            late_rows += int(late_count or 0)
+        # Labels (new or waiting) that matched, and the rows the waiting ones joined: a label
+        # that waited is told apart by its key's flag (without any, no lookup is needed).
+        if waiting:
+            counts = conn.execute(sa.text(
+                f"SELECT k.waiting, COUNT(*), COUNT(DISTINCT l.id_value) FROM "
+                f"{LABELS_TABLE_NAME} l CROSS JOIN {_KEYS} k WHERE l.id > :before AND "
+                "k.id_value = l.id_value GROUP BY k.waiting"), params).all()
+        else:
+            counts = conn.execute(sa.text(
+                f"SELECT 1 = 0, COUNT(*), COUNT(DISTINCT id_value) FROM {LABELS_TABLE_NAME} "
+                "WHERE id > :before"), params).all()
+        matched = sum(n for is_waiting, _rows, n in counts if not is_waiting)
+        rematched = sum(n for is_waiting, _rows, n in counts if is_waiting)
+        matched_rows = joined_rows - sum(rows for is_waiting, rows, _n in counts if is_waiting)
         if rematched:
             # Stored unmatched by an earlier run, matched now: the joined rows replace them.
             conn.execute(sa.text(
-                f"DELETE FROM {LABELS_TABLE_NAME} WHERE id_column = :id_column AND "
-                f"prediction_id IS NULL AND id_value IN (SELECT id_value FROM {_JOINED} "
-                "WHERE waiting)"), params)
-        # In the order the predictions were logged: the labels' time index grows at its end.
-        conn.execute(sa.text(
-            f"INSERT INTO {LABELS_TABLE_NAME} ({_LABEL_COLUMNS}) SELECT :id_column, id_value, "
-            "label, received_at, source, prediction_id, row_index, model_name, predicted_at, "
-            f"prediction, score, late FROM {_JOINED} ORDER BY prediction_id, row_index"), params)
+                f"DELETE FROM {LABELS_TABLE_NAME} WHERE id <= :before AND id_column = "
+                f":id_column AND prediction_id IS NULL AND id_value IN (SELECT id_value FROM "
+                f"{_KEYS} WHERE waiting) AND id_value IN (SELECT id_value FROM "
+                f"{LABELS_TABLE_NAME} WHERE id > :before)"), params)
         if matched < len(new):
             # New labels that matched nothing are stored all the same, for a later run.
             conn.execute(sa.text(
                 f"INSERT INTO {LABELS_TABLE_NAME} ({_LABEL_COLUMNS}) SELECT :id_column, "
                 "id_value, label, :received, :source, NULL, NULL, NULL, NULL, NULL, NULL, 1 = 0 "
                 f"FROM {_KEYS} WHERE NOT waiting AND id_value NOT IN (SELECT id_value FROM "
-                f"{_JOINED})"), params)
+                f"{LABELS_TABLE_NAME} WHERE id > :before)"), params)
         self._drop(conn)
         return _Counts(matched, matched_rows, rematched, late_rows, dict(sorted(by_model.items())),
                        dict(sorted(late_by_model.items())))
 
     @staticmethod
     def _drop(conn: Connection) -> None:
-        for table in (_JOINED, _KEYS, _HEADS):
+        for table in (_KEYS, _HEADS):
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
 
     def time(self, moment: dt.datetime) -> Any:
         """A time as the dialect's statements take it."""
         return moment
 
-    def load(self, conn: Connection, new: dict[str, str], waiting: Waiting) -> None:
+    def load(self, conn: Connection, new: pd.Series, waiting: Waiting) -> None:
         raise NotImplementedError
 
     def predicted(self, index: str) -> str:
@@ -480,11 +497,11 @@ class _SqliteJoin(_Join):
     def time(self, moment: dt.datetime) -> Any:
         return _utc(moment).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
 
-    def load(self, conn: Connection, new: dict[str, str], waiting: Waiting) -> None:
-        if new:  # (an empty list would run the statement once, unbound)
+    def load(self, conn: Connection, new: pd.Series, waiting: Waiting) -> None:
+        if len(new):  # (no rows would run the statement once, unbound)
             conn.exec_driver_sql(
                 f"INSERT INTO {_KEYS} (id_value, label, waiting) VALUES (?, ?, 0)",
-                list(new.items()))
+                list(zip(new.index.tolist(), new.tolist())))
         if waiting:
             conn.exec_driver_sql(f"INSERT INTO {_KEYS} VALUES (?, ?, 1, ?, ?)", [
                 (key, label, self.time(at), source)
@@ -543,14 +560,14 @@ class _SqliteJoin(_Join):
 class _PostgresJoin(_Join):
     """Postgres' ``jsonb`` functions; every record is unnested (no fast path needed)."""
 
-    def load(self, conn: Connection, new: dict[str, str], waiting: Waiting) -> None:
+    def load(self, conn: Connection, new: pd.Series, waiting: Waiting) -> None:
         import sqlalchemy as sa
 
         keys = sa.table(_KEYS, *(sa.column(name) for name in (
             "id_value", "label", "waiting", "received_at", "source")))
         rows: list[dict[str, Any]] = [
             {"id_value": key, "label": label, "waiting": False, "received_at": None,
-             "source": None} for key, label in new.items()]
+             "source": None} for key, label in zip(new.index.tolist(), new.tolist())]
         rows += [{"id_value": key, "label": label, "waiting": True, "received_at": at,
                   "source": source} for key, (label, at, source) in waiting.items()]
         for start in range(0, len(rows), _INSERT_CHUNK):
