@@ -498,6 +498,10 @@ class _SqliteJoin(_Join):
         return _utc(moment).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
 
     def load(self, conn: Connection, new: pd.Series, waiting: Waiting) -> None:
+        if len(new) + len(waiting) > _INSERT_CHUNK:
+            # A larger page cache for this connection: the labels' time index and the keys of
+            # a million rows are built in memory instead of paging the default 2 MB in and out.
+            conn.exec_driver_sql("PRAGMA cache_size = -131072")
         if len(new):  # (no rows would run the statement once, unbound)
             conn.exec_driver_sql(
                 f"INSERT INTO {_KEYS} (id_value, label, waiting) VALUES (?, ?, 0)",

@@ -472,45 +472,35 @@ def _windows(conn: Connection, name: str, metric: str,
     inspector = sa.inspect(conn)
     if not inspector.has_table(schema.TABLE_NAME):
         raise NoCurrentData(f"no predictions logged in {shown}")
-    p = schema.predictions_table
-    logged = list(driver_rows(conn, sa.select(
-        sa.type_coerce(p.c.created_at, sa.String), p.c.n_rows).where(
-            p.c.model_name == name, p.c.created_at >= utc(start), p.c.created_at < utc(end))))
-    if not logged:
+    p, t = schema.predictions_table, schema.labels_table
+    # Window by window, each a range of the (model, time) indexes: the store counts the rows
+    # and hands over only the labelled rows of that window, no time is parsed in Python.
+    logged = [conn.execute(sa.select(sa.func.count(), sa.func.sum(p.c.n_rows)).where(
+        p.c.model_name == name, p.c.created_at >= utc(w_start), p.c.created_at < utc(w_end)))
+        .one() for _label, w_start, w_end, _step in bounds]
+    if not any(records for records, _rows in logged):
         raise NoCurrentData(f"no predictions of {name} logged from {start.isoformat()} to "
                             f"{end.isoformat()} in {shown}; widen the range (--since/--until) "
                             "or check WORKBENCH_PREDICTION_STORE")
     if not inspector.has_table(schema.LABELS_TABLE_NAME):
         raise NoCurrentData(f"no labels stored in {shown}; load them with "
                             "`workbench monitor labels FILE --id-column ...`")
-    edges = _edges(bounds)
-    rows_per = np.bincount(_bucket(edges, [row[0] for row in logged]),
-                           weights=np.asarray([row[1] for row in logged], dtype=float),
-                           minlength=len(bounds) + 2)
-    t = schema.labels_table
-    labelled = list(driver_rows(conn, sa.select(
-        sa.type_coerce(t.c.predicted_at, sa.String), t.c.label, t.c.prediction, t.c.score,
-        t.c.late).where(t.c.model_name == name, t.c.prediction_id.is_not(None),
-                        t.c.predicted_at >= utc(start), t.c.predicted_at < utc(end))))
-    bucket = np.zeros(0, dtype=int)
-    if labelled:
-        bucket = _bucket(edges, [row[0] for row in labelled])
-        truth = _decode([row[1] for row in labelled])
-        predicted = _decode([row[2] for row in labelled])
-        score = np.asarray([row[3] for row in labelled], dtype=float)  # None -> NaN
-        is_late = np.asarray([row[4] for row in labelled], dtype=bool)
     out = []
-    for index, (label, w_start, w_end, step) in enumerate(bounds):
-        rows = int(rows_per[index + 1])
-        mask = bucket == index + 1
-        count = int(mask.sum())
-        if count:
-            value, note = compute_metric(metric, truth[mask], predicted[mask], score[mask])
-            late_count = int(is_late[mask].sum())
+    for (label, w_start, w_end, step), (_records, rows) in zip(bounds, logged):
+        labelled = list(driver_rows(conn, sa.select(
+            t.c.label, t.c.prediction, t.c.score, t.c.late).where(
+                t.c.model_name == name, t.c.prediction_id.is_not(None),
+                t.c.predicted_at >= utc(w_start), t.c.predicted_at < utc(w_end))))
+        if labelled:
+            truth: Any = _decode([row[0] for row in labelled])
+            predicted: Any = _decode([row[1] for row in labelled])
+            score: Any = np.asarray([row[2] for row in labelled], dtype=float)  # None -> NaN
+            value, note = compute_metric(metric, truth, predicted, score)
+            late_count = sum(1 for row in labelled if row[3])
         else:
             value, note, late_count = None, "no labelled rows", 0
-        out.append(PerformanceWindow(label, w_start, w_end, step, rows, count, late_count,
-                                     value, note))
+        out.append(PerformanceWindow(label, w_start, w_end, step, int(rows or 0),
+                                     len(labelled), late_count, value, note))
     return out
 
 
@@ -523,25 +513,6 @@ def _decode(values: Sequence[str]) -> np.ndarray:
         return np.asarray(values, dtype=float)
     except ValueError:
         return np.asarray([orjson.loads(v) for v in values], dtype=object)
-
-
-def _edges(bounds: list[tuple[str, dt.datetime, dt.datetime, int]]) -> np.ndarray:
-    import numpy as np
-
-    marks = [b[1] for b in bounds] + [bounds[-1][2]]
-    return np.asarray([int(m.timestamp() * 1_000_000) for m in marks], dtype=np.int64)
-
-
-def _bucket(edges: np.ndarray, values: Sequence[Any]) -> np.ndarray:
-    """1 + the window index of each stored time (0 and len+1: outside the range)."""
-    import numpy as np
-    import pandas as pd
-
-    stamps = pd.to_datetime(pd.Series(values), utc=True, format="ISO8601")
-    # Whatever unit pandas picked (ns, us), as microseconds since the epoch.
-    micros = ((stamps - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(microseconds=1)).to_numpy(
-        dtype=np.int64)
-    return np.searchsorted(edges, micros, side="right")
 
 
 def _record(conn: Connection, name: str, metric: str, windows: list[PerformanceWindow],
