@@ -224,6 +224,16 @@ def test_a_version_3_store_gains_scores_and_labels_join_and_score_on_postgres(
                   "churned": [1, 0, 0, 1, 1]}).to_csv(labels, index=False)
     joined = ingest_labels(labels, owner_url, id_column="customer_id", label_column="churned")
     assert (joined.matched, joined.unmatched, joined.matched_rows) == (4, 1, 4)
+    # x's prediction is logged later: the waiting label matches then.
+    log = PredictionLog(owner_url, flush_interval=0.05)
+    log.start()
+    log.submit(PredictionRecord("r9", may, "churn_v1_20240101", ["customer_id"],
+                                {"customer_id": ["x"]}, [1], 1.0, scores=[[0.3, 0.7]]))
+    assert log.close(timeout=10).written == 1
+    more = tmp_path / "more.csv"
+    pd.DataFrame({"customer_id": ["a", "y"], "churned": [0, 1]}).to_csv(more, index=False)
+    again = ingest_labels(more, owner_url, id_column="customer_id", label_column="churned")
+    assert (again.duplicates, again.conflicting, again.unmatched, again.rematched) == (1, 1, 1, 1)
 
     instance = Instance("churn", 1, "churn_v1_20240101", "v1", "20240101", None, "")
     registry = type("R", (), {"resolve": lambda self, ref: instance})()
@@ -231,6 +241,16 @@ def test_a_version_3_store_gains_scores_and_labels_join_and_score_on_postgres(
     report = evaluate_performance(instance, settings, since="2024-05-01", until="2024-05-31",
                                   registry=registry, log=False)
     [window] = report.windows
-    assert (window.label, window.rows, window.labelled) == ("2024-05", 4, 4)
-    # Positives a (0.9) and d (0.5) against b (0.2) and c (0.6): 3 of 4 pairs ranked right.
-    assert window.value == 0.75
+    assert (window.label, window.rows, window.labelled) == ("2024-05", 5, 5)
+    # Positives a (0.9), d (0.5) and x (0.7, the last class's probability) against b (0.2)
+    # and c (0.6): 5 of 6 pairs ranked right.
+    assert window.value == pytest.approx(5 / 6)
+
+    # A label keyed by the request id joins every row of that request; May was evaluated
+    # above, so it is late.
+    by_request = tmp_path / "by_request.csv"
+    pd.DataFrame({"request_id": ["r1", "nope"], "churned": [0, 1]}).to_csv(by_request, index=False)
+    requested = ingest_labels(by_request, owner_url, id_column="request_id",
+                              label_column="churned")
+    assert (requested.matched, requested.matched_rows, requested.unmatched) == (1, 1, 1)
+    assert requested.late_by_model == {"churn_v1_20240101": 1}
