@@ -18,8 +18,11 @@ Nothing is dropped without a count:
   evaluated; the next check of that window counts it.
 - *missing*: a row without an id or without a label; it cannot be stored.
 
-The join streams the logged records in chunks and keeps only the predicted rows whose id is
-among the labels, so memory follows the labels, not the store.
+The join runs inside the database, one path per dialect (SQLite's JSON functions, Postgres'
+``jsonb``): the labels are staged in a temporary table keyed by id, and one ``INSERT ... SELECT``
+reads each logged record's id out of its stored inputs, looks it up there and stores the joined
+rows; the counts are read off the rows it added. No logged record is read into Python, and
+memory follows the labels, not the store. The role needs the right to create temporary tables.
 """
 from __future__ import annotations
 
@@ -610,10 +613,16 @@ def _dialect_join(conn: Connection) -> _Join:
     """The join for the store's database.
 
     Raises:
-        MonitoringError: a database other than SQLite or Postgres.
+        MonitoringError: a database other than SQLite or Postgres, or an SQLite too old.
     """
     name = conn.dialect.name
     if name == "sqlite":
+        import sqlite3
+
+        if sqlite3.sqlite_version_info < (3, 38):
+            raise MonitoringError(f"the label join needs SQLite 3.38 or later (JSON operators); "
+                                  f"this Python has {sqlite3.sqlite_version}: use a newer Python "
+                                  "or a Postgres prediction store")
         return _SqliteJoin()
     if name == "postgresql":
         return _PostgresJoin()
