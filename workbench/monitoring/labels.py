@@ -406,7 +406,9 @@ class _Join:
         joined, index = (self.by_request() if id_column == REQUEST_ID
                          else self.by_input(conn, id_column))
         # Straight into ``labels``, in the order the predictions were logged (the labels' time
-        # index grows at its end); the rows this run added are those past ``before``.
+        # index grows at its end); the rows this run added are those past ``before``, so no
+        # other load may add rows meanwhile.
+        self.lock(conn)
         before = conn.execute(sa.text(
             f"SELECT COALESCE(MAX(id), 0) FROM {LABELS_TABLE_NAME}")).scalar_one()
         params["before"] = before
@@ -417,7 +419,7 @@ class _Join:
             f"{joined}"), params)
         # A row index past the record's outputs has no prediction to judge.
         conn.execute(sa.text(f"DELETE FROM {LABELS_TABLE_NAME} WHERE id > :before AND "
-                             "prediction IS NULL"), params)
+                             "prediction_id IS NOT NULL AND prediction IS NULL"), params)
         by_model: dict[str, int] = {}
         late_by_model: dict[str, int] = {}
         joined_rows = late_rows = 0
@@ -469,6 +471,9 @@ class _Join:
     def time(self, moment: dt.datetime) -> Any:
         """A time as the dialect's statements take it."""
         return moment
+
+    def lock(self, conn: Connection) -> None:
+        """Keep other label loads out of ``labels`` until this transaction ends."""
 
     def load(self, conn: Connection, new: pd.Series, waiting: Waiting) -> None:
         raise NotImplementedError
@@ -566,6 +571,13 @@ class _SqliteJoin(_Join):
 
 class _PostgresJoin(_Join):
     """Postgres' ``jsonb`` functions; every record is unnested (no fast path needed)."""
+
+    def lock(self, conn: Connection) -> None:
+        # Conflicts with itself, not with readers: a second load waits for this one's commit.
+        # (SQLite has one writer at a time already.)
+        from workbench.store.schema import LABELS_TABLE_NAME
+
+        conn.exec_driver_sql(f"LOCK TABLE {LABELS_TABLE_NAME} IN SHARE ROW EXCLUSIVE MODE")
 
     def load(self, conn: Connection, new: pd.Series, waiting: Waiting) -> None:
         import sqlalchemy as sa
