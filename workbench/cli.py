@@ -40,14 +40,18 @@ class _ServerCommand(click.Command):
         return super().invoke(ctx)
 
 
-class _DriftCommand(_ServerCommand):
-    """``monitor drift``, ``compare``, ``replay``: exit status 1 means drift, so every failure
-    to check or compare exits 2."""
+class _MonitorCommand(click.Command):
+    """A ``monitor`` command whose every failure to check, compare or join exits 2 (exit
+    status 1 means drift for ``monitor drift``)."""
+
+    needs_server = False
 
     def invoke(self, ctx: click.Context) -> Any:
         from workbench.errors import DriftDetected, MonitoringError
 
         try:
+            if self.needs_server:
+                _require_server()
             return super().invoke(ctx)
         except (DriftDetected, click.exceptions.ClickException, click.exceptions.Exit,
                 click.exceptions.Abort):
@@ -59,6 +63,12 @@ class _DriftCommand(_ServerCommand):
 
             doing = f"workbench monitor {self.name}"
             raise MonitoringError(describe(error, doing).message) from error
+
+
+class _DriftCommand(_MonitorCommand):
+    """``monitor drift``, ``compare``, ``replay``, ``performance``: need the tracking server."""
+
+    needs_server = True
 
 
 class _ServerGroup(click.Group):
@@ -527,11 +537,15 @@ def _spark_properties(conf: tuple[str, ...]) -> dict[str, str]:
 @_conf_option
 @click.option("--batch-rows", type=click.IntRange(min=1), default=None,
               help="with --engine local: rows scored at a time (default 500000)")
+@click.option("--log", "log_rows", is_flag=True,
+              help="also log the scored rows to the prediction store (for monitor labels)")
 def predict(ref: str, input_path: str, output_path: Path, engine: str, master: str | None,
-            conf: tuple[str, ...], batch_rows: int | None) -> None:
+            conf: tuple[str, ...], batch_rows: int | None, log_rows: bool) -> None:
     """Batch-score INPUT with a model instance into OUTPUT (same columns on every engine:
     the input's, prediction, probability for classifiers, model_name, scored_at)."""
     if engine == "spark":
+        if log_rows:
+            raise click.UsageError("--log needs --engine local")
         from workbench.engines.spark import predict_spark
 
         result = predict_spark(ref, input_path, output_path, _settings(), master=master,
@@ -543,8 +557,11 @@ def predict(ref: str, input_path: str, output_path: Path, engine: str, master: s
         from workbench.predict import predict_file
 
         result = predict_file(ref, input_path, output_path, _settings(),
-                              batch_rows=batch_rows or DEFAULT_BATCH_ROWS, progress=_say)
+                              batch_rows=batch_rows or DEFAULT_BATCH_ROWS, progress=_say,
+                              log=log_rows)
     click.echo(f"{result.rows} rows scored by {result.model.label} -> {result.output}")
+    if log_rows:
+        _say(f"{result.logged} rows logged to the prediction store")
 
 
 # -- serving -------------------------------------------------------------------------------------
@@ -624,7 +641,7 @@ def package(ref: str) -> None:
 @cli.group()
 def monitor() -> None:
     """Monitoring: current data against a model's reference profile; two models on the same
-    requests."""
+    requests; labels that arrive later and performance."""
 
 
 @monitor.command("drift", cls=_DriftCommand)
@@ -786,6 +803,74 @@ def _show_comparison(comparison: Any, as_json: bool) -> None:
                    f"{shift.p_value:.2g}; JS distance {shift.js_distance:.3f}; "
                    + ", ".join(f"{label}: {n_a} -> {n_b}" for label, n_a, n_b in shift.counts[:5]))
     for note in comparison.notes:
+        _say(f"note: {note}")
+
+
+@monitor.command("labels", cls=_MonitorCommand)
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--id-column", required=True,
+              help="the id both the file and the logged inputs hold (request_id: the logged "
+                   "request id)")
+@click.option("--label-column", default="label", show_default=True, help="the ground truth")
+@click.option("--json", "as_json", is_flag=True, help="print the counts as JSON")
+def monitor_labels(file: Path, id_column: str, label_column: str, as_json: bool) -> None:
+    """Join labels that arrived later (CSV/Parquet) with the logged predictions.
+
+    Stores them in the prediction store; late, duplicate and unmatched labels are counted.
+
+    Exit status: 0 stored, 2 the labels cannot be read or joined.
+    """
+    from workbench.monitoring.labels import ingest_labels
+
+    done = ingest_labels(file, _settings().prediction_store_url, id_column=id_column,
+                         label_column=label_column, progress=_say)
+    if as_json:
+        click.echo(json.dumps(done.as_dict(), indent=2))
+        return
+    click.echo(_table(["labels", "count"], [
+        ["rows in the file", done.rows], ["new", done.new_labels],
+        ["matched", f"{done.matched} ({done.matched_rows} predicted rows)"],
+        ["unmatched (kept, matched later)", done.unmatched],
+        ["earlier ones matched now", done.rematched],
+        ["duplicates (first kept)", f"{done.duplicates} ({done.conflicting} conflicting)"],
+        ["missing an id or a label", done.missing],
+        ["late (window already evaluated)", done.late],
+    ]))
+    for model, rows in done.by_model.items():
+        _say(f"{model}: {rows} predicted rows labelled"
+             + (f", {done.late_by_model[model]} late" if model in done.late_by_model else ""))
+
+
+@monitor.command("performance", cls=_DriftCommand)
+@click.argument("ref")
+@click.option("--since", default="90d", show_default=True, help=_window_since)
+@click.option("--until", help="predictions logged before this time (a date includes its day)")
+@click.option("--window", type=click.Choice(["day", "week", "month"]), default="month",
+              show_default=True)
+@click.option("--metric", help="default: the primary_metric setting")
+@click.option("--json", "as_json", is_flag=True, help="print the windows as JSON")
+def monitor_performance(ref: str, since: str, until: str | None, window: str,
+                        metric: str | None, as_json: bool) -> None:
+    """REF's metric per window on the labels joined to its predictions; log it to MLflow.
+
+    Tags the model version with the latest value (the performance promotion gate reads it).
+
+    Exit status: 0 computed, 2 it cannot be (no predictions or labels, bad input).
+    """
+    from workbench.monitoring.performance import evaluate_performance
+
+    report = evaluate_performance(ref, _settings(), since=since, until=until, window=window,
+                                  metric=metric, progress=_say)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        click.echo(_table(["window", "from", "to", "rows", "labelled", "late", report.metric], [
+            [w.label, w.start.isoformat(timespec="minutes"), w.end.isoformat(timespec="minutes"),
+             w.rows, w.labelled, w.late, _number(w.value, ".4f")] for w in report.windows]))
+        latest = report.latest
+        click.echo(f"latest: {report.metric} {latest.value:.4f} in {latest.label}"
+                   if latest and latest.value is not None else "latest: -")
+    for note in report.notes:
         _say(f"note: {note}")
 
 

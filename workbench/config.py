@@ -96,7 +96,13 @@ class Settings(BaseSettings):
         promotion_gates: the checks ``promote`` makes before it moves an alias, comma
             separated: ``metric`` (a new champion is not worse than the current one on
             ``primary_metric``) and ``drift`` (the candidate's last drift check did not find
-            drift); empty turns them off.
+            drift) and ``performance`` (the candidate's latest performance on labels is not
+            below ``performance_threshold``, nor, for a champion, worse than the current
+            champion's by more than ``performance_margin``); empty turns them off.
+        performance_threshold: the lowest latest performance (``primary_metric`` on labelled
+            predictions) the performance gate lets through; unset: no floor.
+        performance_margin: how much worse than the champion's latest performance a new
+            champion's may be; unset: not compared.
         data_dir: where ``workbench demo data`` writes its example tables.
         lab_port: JupyterLab's port for ``workbench lab``.
         job_timeout: default job timeout in seconds (0 means none).
@@ -143,7 +149,9 @@ class Settings(BaseSettings):
     experiment: str = "workbench"
     primary_metric: str = "roc_auc"
     greater_is_better: bool = True
-    promotion_gates: str = "metric,drift"
+    promotion_gates: str = "metric,drift,performance"
+    performance_threshold: float | None = None
+    performance_margin: float | None = 0.02
     data_dir: Path = Field(default=Path("data"))
     lab_port: int = 8888
     job_timeout: float = 0.0
@@ -463,8 +471,8 @@ def _read_setup_cfg(path: Path, section: str = "workbench") -> dict[str, str]:
     return dict(parser[section])
 
 
-_EXPECTED = {"int": "an integer", "float": "a number", "bool": "true or false",
-             "path": "a path", "str": "text", "secretstr": "text",
+_EXPECTED = {"int": "an integer", "float": "a number", "float | none": "a number",
+             "bool": "true or false", "path": "a path", "str": "text", "secretstr": "text",
              "dict": "key=value pairs (k1=v1;k2=v2)"}
 
 

@@ -46,7 +46,7 @@ class PromotionRefused(WorkbenchError):
     """A promotion gate failed; the alias stays where it was.
 
     Attributes:
-        gates: the names of the gates that failed (``metric``, ``drift``).
+        gates: the names of the gates that failed (``metric``, ``drift``, ``performance``).
         alias: the alias that was not moved.
         candidate: the label of the instance that was refused.
         summary: what is wrong, without the hint on how to override (faces give their own).
@@ -127,7 +127,8 @@ class MissingDependency(WorkbenchError, ImportError):
 
 
 class MonitoringError(WorkbenchError):
-    """A drift check cannot be made from what it was given (exit status 2).
+    """A drift check (or a comparison, a label join, a performance check) cannot be made from
+    what it was given (exit status 2).
 
     The drift command keeps exit status 1 for "drift found", so every reason a check cannot
     run at all (bad input, an unreachable store) exits with 2.

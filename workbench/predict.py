@@ -4,6 +4,11 @@ The output is the input plus ``prediction`` (and ``probability`` for classifiers
 have one), ``model_name`` and ``scored_at`` columns, so every scored row says which
 instance scored it and when. The batch notebook calls ``predict_file``.
 
+With ``log=True`` the scored rows also go to the prediction store (all input columns, so an
+id column such as ``customer_id`` is there for ``workbench monitor labels`` to join ground
+truth on; the prediction and the probability), through the same ``PredictionLog`` the server
+writes with, in records of up to :data:`LOG_RECORD_ROWS` rows.
+
 Bad input is one :class:`~workbench.errors.WorkbenchError` line naming the file, column and
 row at fault (a malformed CSV, a column the signature types differently, missing values in
 an integer column), and nothing is written: the output appears whole or not at all.
@@ -33,6 +38,10 @@ from workbench.registry import Instance, Registry
 if TYPE_CHECKING:
     import pandas as pd
 
+LOG_RECORD_ROWS = 1000
+_ADDED_COLUMNS = ("prediction", "probability", "model_name", "scored_at")
+
+
 @dataclass(frozen=True)
 class BatchPrediction:
     """What ``predict_file`` wrote."""
@@ -42,6 +51,7 @@ class BatchPrediction:
     model: Instance
     scored_at: dt.datetime
     files: int = 1
+    logged: int = 0
 
 
 class ModelScorer:
@@ -252,6 +262,7 @@ def predict_file(
     ref: str | Instance, input_path: Path | str, output_path: Path | str,
     settings: Settings | None = None, registry: Registry | None = None, *,
     batch_rows: int = DEFAULT_BATCH_ROWS, progress: Callable[[str], None] | None = None,
+    log: bool = False, logged_at: dt.datetime | None = None,
 ) -> BatchPrediction:
     """Score a dataset and write the scored table (CSV or Parquet, by extension).
 
@@ -267,10 +278,16 @@ def predict_file(
         batch_rows: rows per batch (Parquet row groups are split to this size).
         progress: called with a line now and then: rows done of rows in total.
 
+    Args:
+        log: also log the scored rows to the prediction store (``settings``).
+        logged_at: the logged predictions' time (default: when they were scored); a
+            simulated clock (the demo's months) sets it.
+
     Raises:
         InvalidModelName, ModelNotFound: ``ref`` is malformed or unknown.
         WorkbenchError: unreadable input, unsupported format, missing columns, values the
-            model's signature refuses (the file and row are named); nothing is written.
+            model's signature refuses (the file and row are named); nothing is written;
+            or (with ``log``) rows the prediction store did not take.
     """
     settings = settings or Settings.from_env()
     registry = registry or Registry(settings)
@@ -296,8 +313,12 @@ def predict_file(
         if writer.rows == 0:
             raise WorkbenchError(f"{dataset.source} has no rows to score")
     report(writer.rows, final=True)
+    # Logged once the output is whole: a failed run logs nothing. The scored table is read
+    # back batch by batch, so logging keeps the engine's flat memory.
+    logged = (log_predictions(output_path, model.instance, settings, logged_at or scored_at,
+                              batch_rows) if log else 0)
     return BatchPrediction(output_path, writer.rows, model.instance, scored_at,
-                           len(dataset.files))
+                           len(dataset.files), logged)
 
 
 class RowProgressLines:
@@ -323,3 +344,51 @@ class RowProgressLines:
         else:
             self._say(f"{self._verb} {done:,} rows")
 
+
+def log_predictions(scored_table: Path, instance: Instance, settings: Settings,
+                    created_at: dt.datetime, batch_rows: int = DEFAULT_BATCH_ROWS) -> int:
+    """Write a scored table (``predict_file``'s output) to the prediction store, as the
+    server would (under the instance's full name, role ``primary``), with the probabilities
+    as scores.
+
+    Returns:
+        The rows logged.
+
+    Raises:
+        WorkbenchError: the store could not take every record within a minute (nothing is
+            half-said: the message gives how many were written).
+    """
+    import uuid
+
+    from workbench.store.writer import PredictionLog, PredictionRecord
+
+    batch = uuid.uuid4().hex[:12]
+    # A small backlog keeps memory flat: a full one makes the loop wait for the writer.
+    prediction_log = PredictionLog(settings.prediction_store_url, batch_size=50, max_backlog=100)
+    prediction_log.start()
+    records = rows = 0
+    try:
+        for _, scored in iter_frames(resolve_dataset(scored_table), batch_rows):
+            columns = [str(c) for c in scored.columns if c not in _ADDED_COLUMNS]
+            for start in range(0, len(scored), LOG_RECORD_ROWS):
+                part = scored.iloc[start:start + LOG_RECORD_ROWS]
+                record = PredictionRecord(
+                    request_id=f"batch-{batch}-{records}", created_at=created_at,
+                    model_name=instance.full_name or instance.uri, columns=columns,
+                    inputs={c: part[c].tolist() for c in columns},
+                    outputs=part["prediction"].tolist(), latency_ms=0.0,
+                    scores=part["probability"].tolist() if "probability" in part else None)
+                # The backlog is bounded: wait for room rather than drop a batch's records.
+                while not prediction_log.submit(record):
+                    if not prediction_log.flush(timeout=60):
+                        break
+                records += 1
+            rows += len(scored)
+    finally:
+        stats = prediction_log.close(timeout=60)
+    if stats.written != records:
+        raise WorkbenchError(
+            f"the prediction store took {stats.written} of {records} records of {rows} "
+            f"scored rows ({stats.last_error or 'timed out'}); the scored file is written, "
+            "check WORKBENCH_PREDICTION_STORE and score again with --log")
+    return rows

@@ -1,6 +1,6 @@
 """Promotion gates: the checks a model instance passes before an alias moves to it.
 
-Two gates, both on by default (``Settings.promotion_gates``):
+Three gates, all on by default (``Settings.promotion_gates``):
 
 ``metric``
     A new champion is not worse than the current champion on the primary metric (in the
@@ -13,6 +13,13 @@ Two gates, both on by default (``Settings.promotion_gates``):
     The candidate's last drift check (the ``drift_status`` model version tag that
     ``workbench monitor drift`` writes) did not find drift. Gates ``champion`` and
     ``challenger``: a model whose inputs drifted is no candidate for either.
+``performance``
+    The candidate's latest performance on labels that arrived later (the
+    ``performance_value`` tag ``workbench monitor performance`` writes, on the primary
+    metric) is not worse than ``Settings.performance_threshold``, and, for ``champion``, not
+    worse than the current champion's latest performance by more than
+    ``Settings.performance_margin``. A candidate never checked passes (nothing shows it is
+    worse), as does one measured on another metric; an unset threshold or margin is off.
 
 Re-pointing an alias at the instance that holds it already changes nothing and is not gated.
 
@@ -34,12 +41,18 @@ if TYPE_CHECKING:
     from workbench.config import Settings
     from workbench.registry.types import Instance
 
-METRIC, DRIFT = "metric", "drift"
-GATES = (METRIC, DRIFT)
-GATES_BY_ALIAS = {"champion": (METRIC, DRIFT), "challenger": (DRIFT,)}
+METRIC, DRIFT, PERFORMANCE = "metric", "drift", "performance"
+GATES = (METRIC, DRIFT, PERFORMANCE)
+GATES_BY_ALIAS = {"champion": (METRIC, DRIFT, PERFORMANCE), "challenger": (DRIFT, PERFORMANCE)}
 DRIFT_STATUS_TAG = "drift_status"
 DRIFT_CHECKED_AT_TAG = "drift_checked_at"
 DRIFTED = "drift"
+# Written by ``workbench monitor performance`` (workbench.monitoring.performance).
+PERFORMANCE_VALUE_TAG = "performance_value"
+PERFORMANCE_METRIC_TAG = "performance_metric"
+PERFORMANCE_WINDOW_TAG = "performance_window"
+PERFORMANCE_CHECKED_AT_TAG = "performance_checked_at"
+PERFORMANCE_RUN_TAG = "performance_run_id"
 
 
 @dataclass(frozen=True)
@@ -119,7 +132,54 @@ def check_gates(candidate: Instance, current: Instance | None, alias: str,
             DRIFT, f"the last drift check of {candidate.label}"
                    f"{' (' + checked + ')' if checked else ''} found drift",
         ))
+    if PERFORMANCE in gates:
+        failure = _performance_gate(candidate, current, alias, settings)
+        if failure:
+            failures.append(failure)
     return failures
+
+
+def latest_performance(instance: Instance, metric: str) -> tuple[float, str] | None:
+    """(value, window) of the instance's last performance check on ``metric``; None when it
+    was never checked on it (or the tag holds no finite number)."""
+    if instance.tags.get(PERFORMANCE_METRIC_TAG) != metric:
+        return None
+    try:
+        value = float(instance.tags.get(PERFORMANCE_VALUE_TAG, ""))
+    except ValueError:
+        return None
+    if _usable(value) is None:
+        return None
+    return value, instance.tags.get(PERFORMANCE_WINDOW_TAG) or "?"
+
+
+def _performance_gate(candidate: Instance, current: Instance | None, alias: str,
+                      settings: Settings) -> GateFailure | None:
+    metric = settings.primary_metric
+    mine = latest_performance(candidate, metric)
+    if mine is None:
+        return None  # never measured on labels: nothing shows it is worse
+    value, window = mine
+    sign = 1.0 if settings.greater_is_better else -1.0
+    threshold = settings.performance_threshold
+    if threshold is not None and sign * (value - threshold) < 0:
+        word = "below" if settings.greater_is_better else "above"
+        return GateFailure(PERFORMANCE, f"{candidate.label} has {metric} {value:.4f} on labelled "
+                                        f"predictions ({window}), {word} the threshold "
+                                        f"{threshold:.4f}")
+    margin = settings.performance_margin
+    if alias != "champion" or margin is None or current is None:
+        return None
+    theirs = latest_performance(current, metric)
+    if theirs is None:
+        return None
+    drop = sign * (theirs[0] - value)
+    if drop <= margin:
+        return None
+    return GateFailure(PERFORMANCE, f"{candidate.label} has {metric} {value:.4f} on labelled "
+                                    f"predictions ({window}), {drop:.4f} worse than the {alias} "
+                                    f"{current.label} ({theirs[0]:.4f}, {theirs[1]}; margin "
+                                    f"{margin:.4f})")
 
 
 def _metric_gate(candidate: Instance, current: Instance, alias: str,

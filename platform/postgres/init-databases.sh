@@ -3,13 +3,15 @@
 #   mlflow        MLflow's backend store (created by the image from POSTGRES_DB)
 #   mlflow_auth   MLflow's basic-auth user store, beside it (same owner: the tracking server)
 #   predictions   the prediction store, owned by predictions_owner (not the superuser), with
-#                 predictions_writer (the serving service: INSERT only, plus SELECT on the
-#                 store's own small tables such as its schema version) and predictions_reader
-#                 (Lab, jobs and drift checks: SELECT only).
+#                 predictions_writer (the serving service: INSERT on predictions, SELECT on the
+#                 schema version) and predictions_reader (Lab and jobs: drift checks, label
+#                 loads and performance checks; SELECT on every table, INSERT/DELETE on labels,
+#                 INSERT on performance_windows, never a change to a logged prediction).
 #   scheduler     the policy scheduler's job store and history, owned by its own role
 #                 (the scheduler service creates its tables at first start).
-# The tables are created later by the owner (the predictions-prepare one-shot); the default
-# privileges below give the writer and the reader their rights on whatever the owner creates.
+# The tables are created later by the owner (the predictions-prepare one-shot), which then
+# grants each role exactly its privileges table by table (prepare-prediction-store.py); the
+# default privileges below only let the reader read a table the owner adds.
 set -eu
 : "${PREDICTIONS_OWNER_PASSWORD:?}" "${PREDICTIONS_WRITER_PASSWORD:?}" "${PREDICTIONS_READER_PASSWORD:?}"
 : "${SCHEDULER_DB_PASSWORD:?}"
@@ -36,10 +38,6 @@ psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname predictions --no-ps
 -- Postgres 15+ already keeps CREATE on `public` from PUBLIC; older ones do not.
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 GRANT USAGE ON SCHEMA public TO predictions_writer, predictions_reader;
-ALTER DEFAULT PRIVILEGES FOR ROLE predictions_owner IN SCHEMA public
-    GRANT INSERT ON TABLES TO predictions_writer;
-ALTER DEFAULT PRIVILEGES FOR ROLE predictions_owner IN SCHEMA public
-    GRANT USAGE ON SEQUENCES TO predictions_writer;
 ALTER DEFAULT PRIVILEGES FOR ROLE predictions_owner IN SCHEMA public
     GRANT SELECT ON TABLES TO predictions_reader;
 SQL

@@ -1,11 +1,20 @@
 """The compose platform's predictions-prepare one-shot: create (or migrate) the prediction
-store's tables as their owner, then let the serving role read the store's own small tables.
+store's tables as their owner, then grant each role exactly what it needs on them.
 
 Runs in the workbench image as ``predictions_owner`` (the database's owner, not the
-superuser), with the store's URL in ``PREDICTIONS_OWNER_URL``. The tables it creates get
-INSERT for ``predictions_writer`` and SELECT for ``predictions_reader`` from the default
-privileges init-databases.sh set; the writer also needs to read the store's schema-version
-row, so every table but ``predictions`` gets SELECT for it here.
+superuser), with the store's URL in ``PREDICTIONS_OWNER_URL``, at every start of the platform,
+so a store created by an older platform gets the same grants:
+
+- ``predictions_writer`` (the serving service): INSERT on ``predictions`` and SELECT on
+  ``workbench_store_meta`` (its start-up check of the schema version); nothing else.
+- ``predictions_reader`` (Lab and jobs: drift checks, label loads, performance checks): SELECT
+  on every table; INSERT and DELETE on ``labels`` (``workbench monitor labels`` stores them and
+  replaces a waiting label once it matches); INSERT on ``performance_windows`` (a performance
+  check records the windows it evaluated); TEMPORARY on the database (the label join stages the
+  labels in a temporary table). It never writes, updates or deletes a logged prediction.
+
+Whatever else a role holds on a table (from the default privileges, or an older platform's
+grants) is revoked first.
 """
 from __future__ import annotations
 
@@ -16,6 +25,13 @@ import sys
 import sqlalchemy as sa
 
 WRITER = "predictions_writer"
+READER = "predictions_reader"
+# role -> table -> privileges; a table not named here gets SELECT for the reader alone.
+GRANTS = {
+    WRITER: {"predictions": "INSERT", "workbench_store_meta": "SELECT"},
+    READER: {"labels": "SELECT, INSERT, DELETE", "performance_windows": "SELECT, INSERT"},
+}
+READER_DEFAULT = "SELECT"
 
 
 def prepare(url: str) -> None:
@@ -27,22 +43,35 @@ def prepare(url: str) -> None:
         sys.exit(done.returncode)
 
 
-def grant_writer_reads(url: str) -> list[str]:
+def grant(url: str) -> dict[str, dict[str, str]]:
+    """Grant the roles their privileges on every table of the store; return what was granted
+    (role -> table -> privileges)."""
+    granted: dict[str, dict[str, str]] = {WRITER: {}, READER: {}}
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        tables = [name for name in sa.inspect(conn).get_table_names(schema="public")
-                  if name != "predictions"]
-        for name in tables:
-            conn.execute(sa.text(f'GRANT SELECT ON TABLE public."{name}" TO {WRITER}'))
+        for name in sorted(sa.inspect(conn).get_table_names(schema="public")):
+            # Names come from the store's own catalogue, quoted as identifiers.
+            table = f'public."{name}"'
+            conn.execute(sa.text(f"REVOKE ALL ON TABLE {table} FROM {WRITER}, {READER}"))
+            for role in (WRITER, READER):
+                privileges = GRANTS[role].get(name, READER_DEFAULT if role == READER else "")
+                if privileges:
+                    conn.execute(sa.text(f"GRANT {privileges} ON TABLE {table} TO {role}"))
+                    granted[role][name] = privileges
+        database = conn.execute(sa.text("SELECT current_database()")).scalar_one()
+        conn.execute(sa.text(f'GRANT TEMPORARY ON DATABASE "{database}" TO {READER}'))
     engine.dispose()
-    return tables
+    return granted
 
 
 def main() -> None:
     url = os.environ["PREDICTIONS_OWNER_URL"]
     prepare(url)
-    granted = grant_writer_reads(url)
-    print(f"prediction store ready; {WRITER} reads: {', '.join(granted) or '(no other table)'}")
+    granted = grant(url)
+    for role, tables in granted.items():
+        shown = "; ".join(f"{privileges} on {name}" for name, privileges in tables.items())
+        print(f"{role}: {shown or '(nothing)'}")
+    print("prediction store ready")
 
 
 if __name__ == "__main__":

@@ -43,6 +43,12 @@ V2_DDL = [
     "CREATE TABLE workbench_store_meta (key VARCHAR(64) PRIMARY KEY, value VARCHAR(255) NOT NULL)",
     "INSERT INTO workbench_store_meta VALUES ('schema_version', '2')",
 ]
+# The same table at version 3: the role column.
+V3_DDL = [
+    *(s.replace("'schema_version', '2'", "'schema_version', '3'") for s in V2_DDL),
+    "ALTER TABLE predictions ADD COLUMN role VARCHAR(16) NOT NULL DEFAULT 'primary'",
+]
+DROP_ALL = "DROP TABLE IF EXISTS predictions, workbench_store_meta, labels, performance_windows"
 WRITER_GRANTS = [
     "CREATE ROLE writer LOGIN PASSWORD '{password}'",
     "GRANT CONNECT ON DATABASE predictions TO writer",
@@ -96,7 +102,7 @@ def prepare(url: str) -> subprocess.CompletedProcess:
 
 def test_an_old_store_is_migrated_and_an_insert_only_role_writes_it(postgres) -> None:
     owner_url, password = postgres
-    execute(owner_url, "DROP TABLE IF EXISTS predictions, workbench_store_meta",
+    execute(owner_url, DROP_ALL,
             "DROP ROLE IF EXISTS writer", *V1_DDL,
             *(grant.format(password=password) for grant in WRITER_GRANTS))
     writer_url = sa.make_url(owner_url).set(username="writer", password=password)
@@ -108,7 +114,7 @@ def test_an_old_store_is_migrated_and_an_insert_only_role_writes_it(postgres) ->
 
     done = prepare(owner_url)
     assert done.returncode == 0, done.stderr
-    assert "migrated from schema version 1 to 3" in done.stdout
+    assert "migrated from schema version 1 to 4" in done.stdout
     assert prepare(owner_url).stdout.strip().endswith("current")
     # What the compose platform grants after prepare; and a CHECK the test's bad row breaks.
     execute(owner_url, "GRANT SELECT ON workbench_store_meta TO writer",
@@ -141,7 +147,7 @@ def test_an_old_store_is_migrated_and_an_insert_only_role_writes_it(postgres) ->
 
 def test_a_foreign_table_is_refused_in_one_line(postgres) -> None:
     owner_url, _ = postgres
-    execute(owner_url, "DROP TABLE IF EXISTS predictions, workbench_store_meta",
+    execute(owner_url, DROP_ALL,
             "CREATE TABLE predictions (id SERIAL PRIMARY KEY, label TEXT)")
     done = prepare(owner_url)
     assert done.returncode == 1
@@ -151,7 +157,7 @@ def test_a_foreign_table_is_refused_in_one_line(postgres) -> None:
 
 def test_a_version_2_store_gains_the_role_column_and_the_writer_logs_shadows(postgres) -> None:
     owner_url, password = postgres
-    execute(owner_url, "DROP TABLE IF EXISTS predictions, workbench_store_meta",
+    execute(owner_url, DROP_ALL,
             # An earlier test's writer holds grants on the database: DROP ROLE alone refuses.
             "DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'writer') THEN "
             "DROP OWNED BY writer; END IF; END $$",
@@ -165,7 +171,7 @@ def test_a_version_2_store_gains_the_role_column_and_the_writer_logs_shadows(pos
 
     done = prepare(owner_url)
     assert done.returncode == 0, done.stderr
-    assert "migrated from schema version 2 to 3" in done.stdout
+    assert "migrated from schema version 2 to 4" in done.stdout
 
     assert schema.check_at_start(writer) is True
     log = PredictionLog(writer, flush_interval=0.05, retry_interval=0.05)
@@ -187,3 +193,64 @@ def test_a_version_2_store_gains_the_role_column_and_the_writer_logs_shadows(pos
     assert [tuple(row) for row in rows] == [("old-1", "primary"), ("old-2", "primary"),
                                             ("new-1", "primary"), ("new-1", "shadow")]
     assert nullable[0] == "NO" and "primary" in nullable[1]
+
+
+def test_a_version_3_store_gains_scores_and_labels_join_and_score_on_postgres(
+        postgres, tmp_path) -> None:
+    import pandas as pd
+
+    from workbench.config import Settings
+    from workbench.monitoring.labels import ingest_labels
+    from workbench.monitoring.performance import evaluate_performance
+    from workbench.registry import Instance
+
+    owner_url, _ = postgres
+    execute(owner_url, DROP_ALL, *V3_DDL)
+    done = prepare(owner_url)
+    assert done.returncode == 0, done.stderr
+    assert "migrated from schema version 3 to 4" in done.stdout
+
+    may = dt.datetime(2024, 5, 3, 12, tzinfo=dt.timezone.utc)
+    log = PredictionLog(owner_url, flush_interval=0.05)
+    log.start()
+    for n, (customer, output, score) in enumerate((("a", 1, 0.9), ("b", 0, 0.2),
+                                                   ("c", 1, 0.6), ("d", 0, 0.5))):
+        log.submit(PredictionRecord(f"r{n}", may, "churn_v1_20240101", ["customer_id"],
+                                    {"customer_id": [customer]}, [output], 1.0,
+                                    scores=[score]))
+    assert log.close(timeout=10).written == 4
+    labels = tmp_path / "labels.csv"
+    pd.DataFrame({"customer_id": ["a", "b", "c", "d", "x"],
+                  "churned": [1, 0, 0, 1, 1]}).to_csv(labels, index=False)
+    joined = ingest_labels(labels, owner_url, id_column="customer_id", label_column="churned")
+    assert (joined.matched, joined.unmatched, joined.matched_rows) == (4, 1, 4)
+    # x's prediction is logged later: the waiting label matches then.
+    log = PredictionLog(owner_url, flush_interval=0.05)
+    log.start()
+    log.submit(PredictionRecord("r9", may, "churn_v1_20240101", ["customer_id"],
+                                {"customer_id": ["x"]}, [1], 1.0, scores=[[0.3, 0.7]]))
+    assert log.close(timeout=10).written == 1
+    more = tmp_path / "more.csv"
+    pd.DataFrame({"customer_id": ["a", "y"], "churned": [0, 1]}).to_csv(more, index=False)
+    again = ingest_labels(more, owner_url, id_column="customer_id", label_column="churned")
+    assert (again.duplicates, again.conflicting, again.unmatched, again.rematched) == (1, 1, 1, 1)
+
+    instance = Instance("churn", 1, "churn_v1_20240101", "v1", "20240101", None, "")
+    registry = type("R", (), {"resolve": lambda self, ref: instance})()
+    settings = Settings.from_env(environ={}, cwd=tmp_path, prediction_store=owner_url)
+    report = evaluate_performance(instance, settings, since="2024-05-01", until="2024-05-31",
+                                  registry=registry, log=False)
+    [window] = report.windows
+    assert (window.label, window.rows, window.labelled) == ("2024-05", 5, 5)
+    # Positives a (0.9), d (0.5) and x (0.7, the last class's probability) against b (0.2)
+    # and c (0.6): 5 of 6 pairs ranked right.
+    assert window.value == pytest.approx(5 / 6)
+
+    # A label keyed by the request id joins every row of that request; May was evaluated
+    # above, so it is late.
+    by_request = tmp_path / "by_request.csv"
+    pd.DataFrame({"request_id": ["r1", "nope"], "churned": [0, 1]}).to_csv(by_request, index=False)
+    requested = ingest_labels(by_request, owner_url, id_column="request_id",
+                              label_column="churned")
+    assert (requested.matched, requested.matched_rows, requested.unmatched) == (1, 1, 1)
+    assert requested.late_by_model == {"churn_v1_20240101": 1}

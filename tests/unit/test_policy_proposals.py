@@ -17,7 +17,6 @@ import pytest
 
 from workbench.config import Settings
 from workbench.errors import PromotionRefused, WorkbenchError
-from workbench.policy import proposals
 from workbench.policy.proposals import (
     Proposal,
     _decide,
@@ -224,24 +223,19 @@ def test_no_url_sends_nothing_and_no_secret_sends_nothing_unsigned(tmp_path, cap
     assert any("webhook_secret is empty" in r.message for r in caplog.records)
 
 
-def test_the_performance_seam_is_called_with_the_policy_trigger(tmp_path):
+def test_the_performance_check_is_called_with_the_policy_trigger(tmp_path):
     settings = _settings(tmp_path)
     calls = []
 
     def fake(ref: str, settings: Settings, **kwargs: Any) -> Any:
         calls.append((ref, kwargs))
-        return SimpleNamespace(triggered=True, reason="roc_auc 0.71 < 0.80 in 2024-04", value=0.71)
+        return SimpleNamespace(fired=True, reason="roc_auc 0.71 < 0.80 in 2024-04", value=0.71)
 
     policy = _policy(triggers={"performance": {"below": 0.8, "drop": 0.05, "window": "week"}})
     verdict = performance_verdict(policy, settings, "20240430", check=fake)
-    assert verdict.triggered and verdict.value == 0.71 and "0.71 < 0.80" in verdict.reason
-    assert calls == [("churn@champion", {"metric": "roc_auc", "below": 0.8, "drop": 0.05,
+    assert verdict.fired and verdict.value == 0.71 and "0.71 < 0.80" in verdict.reason
+    assert calls == [("churn@champion", {"metric": "roc_auc", "threshold": 0.8, "margin": 0.05,
                                           "window": "week"})]
-    assert not performance_verdict(_policy(), settings, "20240430", check=fake).triggered
+    with pytest.raises(WorkbenchError, match=r"needs triggers\.performance"):
+        performance_verdict(_policy(), settings, "20240430", check=fake)
 
-
-def test_the_performance_seam_says_so_when_the_check_is_not_installed(tmp_path, monkeypatch):
-    monkeypatch.setattr(proposals, "PERFORMANCE_MODULE", "workbench.monitoring.no_such_module")
-    policy = _policy(triggers={"performance": {"below": 0.8}})
-    with pytest.raises(WorkbenchError, match="the performance trigger needs"):
-        performance_verdict(policy, _settings(tmp_path), "20240430")

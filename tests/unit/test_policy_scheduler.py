@@ -112,13 +112,16 @@ def test_one_job_runs_once_at_a_time_across_processes(project):
 
 
 def test_the_scheduler_process_gets_every_setting(project):
-    settings = project.replace(promotion_gates="drift", webhook_secret="k")
+    settings = project.replace(promotion_gates="drift", webhook_secret="k",
+                               spark_conf={"spark.sql.shuffle.partitions": "4"})
     env = daemon_env(settings)
     assert env["WORKBENCH_PROMOTION_GATES"] == "drift"
     assert env["WORKBENCH_WEBHOOK_SECRET"] == "k"
     again = Settings.from_env(environ=env, cwd=Path("/"))
     assert again.project_root == settings.project_root and again.home == settings.home
     assert again.scheduler_store_url == settings.scheduler_store_url
+    assert again.spark_conf == {"spark.sql.shuffle.partitions": "4"}
+    assert again.performance_threshold is None
 
 
 class _Proposed:
@@ -198,11 +201,11 @@ def test_the_performance_job_goes_through_the_seam(project, fakes):
 
     def check(ref, settings, **kwargs):
         seen.append((ref, kwargs))
-        return SimpleNamespace(triggered=kwargs["below"] > 0.79, reason="roc_auc 0.78 < 0.80")
+        return SimpleNamespace(fired=kwargs["threshold"] > 0.79, reason="roc_auc 0.78 < 0.80")
 
     at = dt.datetime(2024, 5, 6, 7, tzinfo=dt.timezone.utc)
     outcome = run_policy_job(policy, "performance", project, at=at, performance_trigger=check)
-    assert seen == [("churn@champion", {"metric": "roc_auc", "below": 0.8, "drop": None,
+    assert seen == [("churn@champion", {"metric": "roc_auc", "threshold": 0.8, "margin": None,
                                          "window": "month"})]
     assert outcome.verdict == "decay"
     assert calls["proposals"][0][1] == "performance: roc_auc 0.78 < 0.80"

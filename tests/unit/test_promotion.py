@@ -12,7 +12,7 @@ from mlflow.exceptions import MlflowException
 
 from workbench.config import Settings
 from workbench.errors import ConfigError, ModelNotFound, OverrideNeedsReason, TrackingError
-from workbench.promotion import DRIFT, METRIC, check_gates, configured_gates
+from workbench.promotion import DRIFT, METRIC, PERFORMANCE, check_gates, configured_gates
 from workbench.registry import HISTORY_PREFIX, HistoryRecord, Instance, Registry
 from workbench.registry.types import PROMOTE, ROLLBACK, history_from_tags, rollback_source
 
@@ -78,7 +78,7 @@ def test_re_pointing_an_alias_at_its_holder_is_not_gated(tmp_path):
 
 
 def test_gates_are_configurable(tmp_path):
-    assert configured_gates(_settings(tmp_path)) == (METRIC, DRIFT)
+    assert configured_gates(_settings(tmp_path)) == (METRIC, DRIFT, PERFORMANCE)
     only_drift = _settings(tmp_path, promotion_gates=" Drift ")
     assert configured_gates(only_drift) == (DRIFT,)
     assert check_gates(_instance(2, auc=0.1), _instance(1, auc=0.9), "champion", only_drift) == []
@@ -263,3 +263,49 @@ def test_the_metric_gate_compares_metrics_on_the_same_rows_when_given_them(tmp_p
     drifted = _instance(3, auc=0.9, drift="drift")
     assert [f.gate for f in check_gates(drifted, champion, "champion", settings,
                                         dataclasses.replace(same))] == [DRIFT]
+def _measured(number: int, value: float | None, metric: str = "roc_auc",
+              auc: float = 0.8) -> Instance:
+    """An instance whose last performance check on labels gave ``value``."""
+    tags = ({"performance_metric": metric, "performance_value": str(value),
+             "performance_window": "2024-04"} if value is not None else {})
+    return dataclasses.replace(_instance(number, auc=auc), tags=tags)
+
+
+def test_the_performance_gate_refuses_below_the_threshold_for_both_aliases(tmp_path):
+    settings = _settings(tmp_path, performance_threshold="0.75")
+    low = _measured(2, 0.70)
+    for alias in ("champion", "challenger"):
+        [failure] = check_gates(low, None, alias, settings)
+        assert failure.gate == PERFORMANCE
+        assert failure.message == ("churn_v2_20240131 has roc_auc 0.7000 on labelled "
+                                   "predictions (2024-04), below the threshold 0.7500")
+    assert check_gates(_measured(3, 0.80), None, "champion", settings) == []
+    # Never measured on labels, or measured on another metric: nothing shows it is worse.
+    assert check_gates(_measured(4, None), None, "champion", settings) == []
+    assert check_gates(_measured(5, 0.1, metric="accuracy"), None, "champion", settings) == []
+
+
+def test_the_performance_gate_refuses_a_champion_worse_than_the_holder_by_the_margin(tmp_path):
+    settings = _settings(tmp_path, performance_margin="0.05")
+    holder = _measured(1, 0.85)
+    [failure] = check_gates(_measured(2, 0.79), holder, "champion", settings)
+    assert failure.gate == PERFORMANCE
+    assert "0.0600 worse than the champion churn_v1_20240131 (0.8500, 2024-04; margin " \
+           "0.0500)" in failure.message
+    assert check_gates(_measured(3, 0.81), holder, "champion", settings) == []
+    # A challenger is meant to be tried while weaker: the margin does not hold for it.
+    assert check_gates(_measured(4, 0.50), holder, "challenger", settings) == []
+    # Lower is better: the drop is measured the other way.
+    lower = _settings(tmp_path, performance_margin="0.05", greater_is_better="false")
+    assert [f.gate for f in check_gates(_measured(5, 0.95, auc=0.1), _measured(1, 0.85, auc=0.1),
+                                        "champion", lower)] == [PERFORMANCE]
+    # The default margin (0.02) is on; an unset threshold is off.
+    default = _settings(tmp_path)
+    assert default.performance_threshold is None and default.performance_margin == 0.02
+    assert [f.gate for f in check_gates(_measured(6, 0.82), holder, "champion", default)] == [
+        PERFORMANCE]
+
+
+def test_a_bad_performance_setting_is_one_line(tmp_path):
+    with pytest.raises(ConfigError, match=r"performance_threshold.*is not a number"):
+        _settings(tmp_path, performance_threshold="high")

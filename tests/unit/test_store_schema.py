@@ -93,7 +93,7 @@ def test_a_version_1_store_gets_the_role_column_too(db: Path) -> None:
     with sqlite3.connect(db) as conn:
         conn.executescript(V1_DDL)
     assert prepare(sqlite_url(db)) == (1, SCHEMA_VERSION)
-    assert columns(db)[-1] == ("role", "VARCHAR(16)", 1, "'primary'")
+    assert ("role", "VARCHAR(16)", 1, "'primary'") in columns(db)
     assert roles(db) == [("old-1", "primary")]
 
 
@@ -101,8 +101,8 @@ def test_a_version_2_store_is_migrated_to_3_with_the_old_rows_primary(db: Path) 
     with sqlite3.connect(db) as conn:
         conn.executescript(V2_DDL)
     assert schema.check_at_start(sqlite_url(db)) is True
-    assert version_row(db) == [("schema_version", "3")]
-    assert columns(db)[-1] == ("role", "VARCHAR(16)", 1, "'primary'")
+    assert version_row(db) == [("schema_version", str(SCHEMA_VERSION))]
+    assert ("role", "VARCHAR(16)", 1, "'primary'") in columns(db)
     log = PredictionLog(sqlite_url(db), flush_interval=0.02)
     log.start()
     log.submit(record(1))
@@ -116,6 +116,50 @@ def test_a_version_2_store_is_migrated_to_3_with_the_old_rows_primary(db: Path) 
                      "inputs, outputs) VALUES ('bare', '2024-05-01', 'm', 1, '{}', '[0]')")
     assert roles(db)[-1] == ("bare", "primary")
     assert prepare(sqlite_url(db)) == (SCHEMA_VERSION, SCHEMA_VERSION)
+
+
+# The same table at schema version 3: the role column.
+V3_DDL = V2_DDL.replace("'schema_version', '2'", "'schema_version', '3'") + """
+ALTER TABLE predictions ADD COLUMN role VARCHAR(16) NOT NULL DEFAULT 'primary';
+"""
+
+
+def tables(db: Path) -> set[str]:
+    with sqlite3.connect(db) as conn:
+        return {row[0] for row in conn.execute("SELECT name FROM sqlite_master "
+                                               "WHERE type = 'table'")}
+
+
+def test_a_version_3_store_gets_scores_and_the_label_tables(db: Path) -> None:
+    with sqlite3.connect(db) as conn:
+        conn.executescript(V3_DDL)
+    assert {"labels", "performance_windows"}.isdisjoint(tables(db))
+    assert prepare(sqlite_url(db)) == (3, 4)
+    assert {"labels", "performance_windows"} <= tables(db)
+    assert columns(db)[-1] == ("scores", "TEXT", 0, None)
+    log = PredictionLog(sqlite_url(db), flush_interval=0.02)
+    log.start()
+    log.submit(dataclasses.replace(record(1), scores=[0.25]))
+    assert log.close(timeout=5).written == 1
+    with sqlite3.connect(db) as conn:
+        stored = conn.execute("SELECT request_id, role, scores FROM predictions "
+                              "ORDER BY id").fetchall()
+    assert stored == [("old-1", "primary", None), ("req-1", "primary", "[0.25]")]
+    assert prepare(sqlite_url(db)) == (4, 4)
+
+
+def test_a_version_4_store_that_lost_its_label_tables_gets_them_back(db: Path) -> None:
+    prepare(sqlite_url(db))
+    with sqlite3.connect(db) as conn:
+        conn.execute("DROP TABLE labels")
+    engine = schema.create_engine(sqlite_url(db), writer=True)
+    try:
+        with engine.begin() as conn:
+            assert schema.read_state(conn) == schema.SchemaState(4, False)
+    finally:
+        engine.dispose()
+    assert prepare(sqlite_url(db)) == (4, 4)
+    assert "labels" in tables(db)
 
 
 def test_a_version_2_store_is_not_migrated_by_a_writer_that_may_not(db: Path) -> None:
@@ -204,7 +248,7 @@ def test_the_prepare_command_creates_migrates_and_refuses_in_one_line(tmp_path: 
         conn.executescript(V2_DDL)
     done = run_prepare("--url", sqlite_url(old_v2))
     assert done.returncode == 0, done.stderr
-    assert "migrated from schema version 2 to 3" in done.stdout
+    assert f"migrated from schema version 2 to {SCHEMA_VERSION}" in done.stdout
     for url in (sqlite_url(foreign), "postgresql+nosuchdriver://u:s3cret@h/db", "not a url"):
         done = run_prepare("--url", url)
         assert done.returncode == 1, url

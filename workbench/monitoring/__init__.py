@@ -16,6 +16,12 @@
   predictions (a champion and its shadow) by request and row: agreement, prediction shift,
   latency; ``replay_model`` scores logged inputs through another instance offline and
   compares the same way.
+- :mod:`~workbench.monitoring.labels`: ``ingest_labels`` joins ground truth that arrives later
+  with the logged predictions (by an id among the logged inputs, or the request id) and stores
+  it; late, duplicate and unmatched labels are counted.
+- :mod:`~workbench.monitoring.performance`: ``evaluate_performance`` computes a metric per
+  time window from the joined labels and logs the series to MLflow; ``performance_trigger``
+  judges the latest window against a threshold and a margin.
 
 Imports are lazy: ``import workbench.monitoring`` costs nothing until a name is used.
 """
@@ -26,6 +32,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from workbench.monitoring.compare import Comparison, compare_models, replay_model
     from workbench.monitoring.drift import DriftResult, FeatureDrift, Thresholds, check_drift
+    from workbench.monitoring.labels import LabelIngest, ingest_labels
+    from workbench.monitoring.performance import (
+        PerformanceReport,
+        PerformanceVerdict,
+        evaluate_performance,
+        performance_trigger,
+    )
     from workbench.monitoring.profile import ReferenceProfile, build_profile
     from workbench.monitoring.service import DriftCheck, check_model_drift, load_profile
 
@@ -39,6 +52,12 @@ _LAZY = {
     "DriftResult": "workbench.monitoring.drift",
     "FeatureDrift": "workbench.monitoring.drift",
     "check_drift": "workbench.monitoring.drift",
+    "LabelIngest": "workbench.monitoring.labels",
+    "ingest_labels": "workbench.monitoring.labels",
+    "PerformanceReport": "workbench.monitoring.performance",
+    "PerformanceVerdict": "workbench.monitoring.performance",
+    "evaluate_performance": "workbench.monitoring.performance",
+    "performance_trigger": "workbench.monitoring.performance",
     "DriftCheck": "workbench.monitoring.service",
     "check_model_drift": "workbench.monitoring.service",
     "load_profile": "workbench.monitoring.service",
@@ -49,13 +68,19 @@ __all__ = [
     "DriftCheck",
     "DriftResult",
     "FeatureDrift",
+    "LabelIngest",
+    "PerformanceReport",
+    "PerformanceVerdict",
     "ReferenceProfile",
     "Thresholds",
     "build_profile",
     "check_drift",
     "check_model_drift",
     "compare_models",
+    "evaluate_performance",
+    "ingest_labels",
     "load_profile",
+    "performance_trigger",
     "replay_model",
 ]
 

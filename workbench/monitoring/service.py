@@ -453,29 +453,43 @@ def _predictions_for(frame: pd.DataFrame, profile: ReferenceProfile, instance: I
 # -- logging ---------------------------------------------------------------------------------
 def _start_run(client: MlflowClient, instance: Instance, settings: Settings, result: DriftResult,
                checked_at: dt.datetime) -> tuple[str, str]:
-    from workbench.tracking import ensure_experiment, run_ui_url
+    from workbench.tracking import run_ui_url
 
-    experiment_id = None
-    if instance.run_id:
-        try:
-            experiment_id = client.get_run(instance.run_id).info.experiment_id
-        except Exception:
-            experiment_id = None
-    if experiment_id is None:
-        experiment_id = ensure_experiment(client, settings.experiment)
+    experiment_id = monitoring_experiment(client, instance, settings)
     name = instance.full_name or f"{instance.registered_model}-v{instance.number}"
     run = client.create_run(
         experiment_id,
         run_name=f"drift-{name}-{checked_at.strftime('%Y%m%dT%H%M%SZ')}",
-        tags={
-            MONITORING_TAG: "drift",
-            MONITORED_MODEL_TAG: instance.label,
-            MONITORED_VERSION_TAG: str(instance.number),
-            MONITORED_REGISTERED_MODEL_TAG: instance.registered_model,
-            "workbench.drift_status": result.verdict,
-        },
+        tags={**monitoring_tags(instance, "drift"), "workbench.drift_status": result.verdict},
     )
     return run.info.run_id, run_ui_url(settings, experiment_id, run.info.run_id)
+
+
+def monitoring_experiment(client: MlflowClient, instance: Instance, settings: Settings) -> str:
+    """The experiment a model version's monitoring runs go to: its training run's, else the
+    settings' experiment (created when missing).
+
+    Raises:
+        MlflowException: the tracking server refuses the calls.
+    """
+    from workbench.tracking import ensure_experiment
+
+    if instance.run_id:
+        try:
+            return str(client.get_run(instance.run_id).info.experiment_id)
+        except Exception:
+            pass  # the training run is gone: the default experiment will do
+    return str(ensure_experiment(client, settings.experiment))
+
+
+def monitoring_tags(instance: Instance, kind: str) -> dict[str, str]:
+    """The tags that mark a run as ``kind`` monitoring (drift, performance) of ``instance``."""
+    return {
+        MONITORING_TAG: kind,
+        MONITORED_MODEL_TAG: instance.label,
+        MONITORED_VERSION_TAG: str(instance.number),
+        MONITORED_REGISTERED_MODEL_TAG: instance.registered_model,
+    }
 
 
 def _finish_run(client: MlflowClient, run_id: str, instance: Instance, result: DriftResult,
@@ -672,6 +686,8 @@ __all__ = [
     "StoredProfile",
     "check_model_drift",
     "load_profile",
+    "monitoring_experiment",
+    "monitoring_tags",
     "parse_time",
     "profile_model",
     "resolve_model",

@@ -31,7 +31,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import hmac
-import importlib
 import json
 import logging
 import threading
@@ -63,6 +62,7 @@ from workbench.promotion import DRIFT_STATUS_TAG, SameData
 if TYPE_CHECKING:
     import pandas as pd
 
+    from workbench.monitoring.performance import PerformanceVerdict
     from workbench.registry import Instance, Registry
 
 Progress = Callable[[str], None]
@@ -206,56 +206,30 @@ def list_proposals(settings: Settings, instance: str,
     return sorted(found, key=lambda p: p.id)
 
 
-# -- the performance seam ------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PerformanceVerdict:
-    """Whether the performance trigger fires, and why (one line)."""
-
-    triggered: bool
-    reason: str
-    value: float | None = None
-
-
-#: Where the performance check lives (``workbench monitor performance``) and its function.
-PERFORMANCE_MODULE = "workbench.monitoring.performance"
-PERFORMANCE_FUNCTION = "performance_trigger"
-
-
+# -- the performance trigger ---------------------------------------------------------------------
 def performance_verdict(policy: Policy, settings: Settings, data_date: str,
                         check: Callable[..., Any] | None = None) -> PerformanceVerdict:
     """Ask the performance check whether the champion's metric decayed.
 
-    The check is ``workbench.monitoring.performance.performance_trigger``, imported when
-    first needed; ``check`` replaces it (tests). It is called as::
-
-        check(ref, settings, *, metric, below, drop, window) -> result
-
-    with ``ref`` ``<instance>@champion``, ``metric`` the trigger's (default: the primary
-    metric), ``below`` the threshold and ``drop`` the margin (either may be None), ``window``
-    ``month``, ``week`` or ``day``; ``result`` has ``triggered`` (bool), ``reason`` (one line)
-    and optionally ``value`` (the latest window's metric).
+    The check is :func:`workbench.monitoring.performance.performance_trigger` (``check``
+    replaces it in tests), called with the champion, the trigger's metric (default: the
+    primary metric), its threshold (``below``), margin (``drop``) and window.
 
     Raises:
-        WorkbenchError: the check is not installed, or it failed.
+        WorkbenchError: the policy has no performance trigger (its schedule needs one), or
+            the check failed (no store, no tracking server, a bad metric).
     """
     trigger = policy.triggers.performance
     if trigger is None:
-        return PerformanceVerdict(False, "the policy has no performance trigger")
+        raise WorkbenchError(f"policy {policy.instance}: a performance check needs "
+                             "triggers.performance (below and/or drop)")
     if check is None:
-        try:
-            module = importlib.import_module(PERFORMANCE_MODULE)
-        except ImportError:
-            raise WorkbenchError(
-                f"the performance trigger needs {PERFORMANCE_MODULE} (`workbench monitor "
-                "performance`), which this installation lacks; remove triggers.performance "
-                "and schedules.performance from the policy") from None
-        check = getattr(module, PERFORMANCE_FUNCTION)
-    result = check(f"{policy.instance}@{CHAMPION}", settings,
-                   metric=trigger.metric or settings.primary_metric, below=trigger.below,
-                   drop=trigger.drop, window=trigger.window)
-    value = getattr(result, "value", None)
-    return PerformanceVerdict(bool(result.triggered), str(result.reason),
-                              float(value) if value is not None else None)
+        from workbench.monitoring.performance import performance_trigger
+
+        check = performance_trigger
+    return check(f"{policy.instance}@{CHAMPION}", settings,
+                 metric=trigger.metric or settings.primary_metric, threshold=trigger.below,
+                 margin=trigger.drop, window=trigger.window)
 
 
 # -- making a proposal ---------------------------------------------------------------------------

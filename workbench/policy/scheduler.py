@@ -168,7 +168,7 @@ def run_policy_job(
         verdict = proposals.performance_verdict(policy, settings, data_date,
                                                 check=performance_trigger)
         say(f"{ident}: {verdict.reason}")
-        if not verdict.triggered:
+        if not verdict.fired:
             return FireOutcome(ident, kind, trigger, data_date, (), "ok", None, verdict.reason)
         proposal = retrain(f"performance: {verdict.reason}")
         return FireOutcome(ident, kind, trigger, data_date, proposal.run_ids, "decay", proposal,
@@ -668,7 +668,10 @@ def daemon_env(settings: Settings) -> dict[str, str]:
         if name in {"project_root", "tracking_password", "webhook_secret", "tracking_uri"}:
             continue
         value = getattr(settings, name)
-        env[ENV_PREFIX + name.upper()] = str(value)
+        if value is None:  # unset (a threshold that is off): the default says so again
+            continue
+        env[ENV_PREFIX + name.upper()] = (json.dumps(value) if isinstance(value, dict)
+                                          else str(value))
     secret = settings.webhook_secret.get_secret_value()
     if secret:
         env[ENV_PREFIX + "WEBHOOK_SECRET"] = secret

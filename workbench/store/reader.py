@@ -9,8 +9,10 @@ pandas is imported by ``read_predictions`` alone (the writer side runs without i
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Iterable, Sequence
+import gc
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -21,6 +23,7 @@ from workbench.store.schema import PRIMARY, ROLE_LEN, TABLE_NAME, predictions_ta
 
 if TYPE_CHECKING:
     import pandas as pd
+    from sqlalchemy.engine import Connection
 
 BASE_COLUMNS = ("request_id", "created_at", "model_name", "role", "prediction", "latency_ms")
 CHUNK_SIZE = 5_000
@@ -104,6 +107,66 @@ def window_query(model_name: str | None = None, since: dt.datetime | None = None
     if until is not None:
         query = query.where(table.c.created_at < utc(until))
     return query.order_by(table.c.created_at, table.c.id)
+
+
+def driver_rows(conn: Connection, query: sa.Select[Any],
+                chunk_size: int = CHUNK_SIZE) -> Iterator[Sequence[Any]]:
+    """The rows of ``query``, streamed in chunks, as plain tuples.
+
+    On SQLite they come straight from the driver's cursor, in the connection's transaction:
+    SQLAlchemy's result rows and type processing cost as much as a label join's own work at a
+    million rows. Times therefore come back as SQLite stores them (text, UTC), booleans as
+    0/1; a datetime parameter is sent as that text. Other databases go through SQLAlchemy.
+
+    Raises:
+        sqlalchemy.exc.SQLAlchemyError: the store cannot be read (SQLite's own errors are
+            wrapped the same way).
+    """
+    if conn.dialect.name != "sqlite":
+        # On the statement: Connection.execution_options would stream every later statement
+        # of the transaction too (an INSERT through a server-side cursor fails).
+        result = conn.execute(query.execution_options(stream_results=True, yield_per=chunk_size))
+        for part in result.partitions():
+            yield from part
+        return
+    compiled = query.compile(dialect=conn.dialect)
+    params = [_sqlite_param(compiled.params[name]) for name in compiled.positiontup or ()]
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        try:
+            cursor.execute(str(compiled), params)
+        except Exception as exc:  # sqlite3's errors, as SQLAlchemy would have raised them
+            raise sa.exc.OperationalError(str(compiled), params, exc) from exc
+        while True:
+            part = cursor.fetchmany(chunk_size)
+            if not part:
+                return
+            yield from part
+    finally:
+        cursor.close()
+
+
+@contextlib.contextmanager
+def bulk_objects() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a million small tuples are made: they hold
+    no cycles, and the collector's full passes over them cost more than the work itself
+    (0.7 s of a 1.4 s read at 200,000 rows)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _sqlite_param(value: Any) -> Any:
+    """A parameter as SQLAlchemy stores it on SQLite (datetimes as UTC text)."""
+    if isinstance(value, dt.datetime):
+        moment = utc(value)
+        assert moment is not None
+        return moment.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value
 
 
 def _expand(rows: Iterable[Sequence[Any]]) -> tuple[dict[str, list[Any]],

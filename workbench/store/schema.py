@@ -9,6 +9,13 @@ Version 3: a ``role`` column on ``predictions`` (``primary``: the model that ans
 request; ``shadow``: a challenger that scored the same request off the response path, logged
 under its own name with the primary's request id). The column is NOT NULL with the server
 default ``primary``: rows stored before the migration, and inserts that omit it, are primary.
+Version 4: ground truth that arrives later. A nullable ``scores`` column on ``predictions``
+(JSON, one probability per predicted row: the positive class's for a binary classifier; null
+when the writer logged none, as the server does); a ``labels`` table (one row per label joined
+to one predicted row, plus one row per label that matched nothing yet, so no label is ever
+dropped) holding a copy of what the windowed performance needs (model, prediction time,
+prediction, score) so it never parses the logged inputs again; and ``performance_windows``,
+the windows a performance check evaluated and when, which is what makes a later label "late".
 
 ``ensure`` is what the writer and ``workbench serve`` call: it reads the version (SELECT on
 the meta table is all it needs when the schema is current), creates an empty store, migrates an
@@ -26,13 +33,18 @@ from sqlalchemy.engine import Connection
 from workbench.errors import ConfigError
 from workbench.store.engine import create_engine, one_line
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 TABLE_NAME = "predictions"
 META_TABLE_NAME = "workbench_store_meta"
+LABELS_TABLE_NAME = "labels"
+WINDOWS_TABLE_NAME = "performance_windows"
 VERSION_KEY = "schema_version"
 REQUEST_ID_LEN = 64
 MODEL_NAME_LEN = 255
 ROLE_LEN = 16
+ID_COLUMN_LEN = 64
+ID_VALUE_LEN = 255
+SOURCE_LEN = 255
 PRIMARY, SHADOW = "primary", "shadow"
 ROLES = (PRIMARY, SHADOW)
 PREPARE_HINT = "run `python -m workbench.store prepare --url URL` as the database's owner"
@@ -40,18 +52,28 @@ PREPARE_HINT = "run `python -m workbench.store prepare --url URL` as the databas
 # The columns of ``predictions`` in each version (none was renamed or dropped so far).
 V1_COLUMNS = ("id", "request_id", "created_at", "model_name", "n_rows", "inputs", "outputs",
               "latency_ms")
-COLUMNS_BY_VERSION = {1: V1_COLUMNS, 2: V1_COLUMNS, 3: (*V1_COLUMNS, "role")}
+COLUMNS_BY_VERSION = {1: V1_COLUMNS, 2: V1_COLUMNS, 3: (*V1_COLUMNS, "role"),
+                      4: (*V1_COLUMNS, "role", "scores")}
+# The tables each version has besides ``predictions`` and the meta table.
+TABLES_BY_VERSION: dict[int, tuple[str, ...]] = {
+    1: (), 2: (), 3: (), 4: (LABELS_TABLE_NAME, WINDOWS_TABLE_NAME)}
 COLUMNS = COLUMNS_BY_VERSION[SCHEMA_VERSION]
 
 metadata = sa.MetaData()
 
+
+def _id() -> sa.Column[int]:
+    """An identity primary key. BIGINT on servers: at a few hundred predictions a second a
+    32-bit id runs out in months. SQLite only autoincrements an ``INTEGER PRIMARY KEY`` (it
+    ignores Identity)."""
+    return sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), sa.Identity(),
+                     primary_key=True)
+
+
 predictions_table = sa.Table(
     TABLE_NAME,
     metadata,
-    # BIGINT on servers: at a few hundred predictions a second a 32-bit id runs out in
-    # months. SQLite only autoincrements an ``INTEGER PRIMARY KEY`` (it ignores Identity).
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), sa.Identity(),
-              primary_key=True),
+    _id(),
     sa.Column("request_id", sa.String(REQUEST_ID_LEN), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("model_name", sa.String(MODEL_NAME_LEN), nullable=False),
@@ -60,8 +82,50 @@ predictions_table = sa.Table(
     sa.Column("outputs", sa.Text, nullable=False),
     sa.Column("latency_ms", sa.Float),
     sa.Column("role", sa.String(ROLE_LEN), nullable=False, server_default=PRIMARY),
+    sa.Column("scores", sa.Text, nullable=True),
     sa.Index("ix_predictions_model_name_created_at", "model_name", "created_at"),
     sa.Index("ix_predictions_created_at", "created_at"),
+)
+
+# One row per label joined to one predicted row; a label that matched no logged prediction is
+# one row with the prediction columns null (kept, counted, matched on a later run).
+labels_table = sa.Table(
+    LABELS_TABLE_NAME,
+    metadata,
+    _id(),
+    sa.Column("id_column", sa.String(ID_COLUMN_LEN), nullable=False),
+    sa.Column("id_value", sa.String(ID_VALUE_LEN), nullable=False),
+    sa.Column("label", sa.Text, nullable=False),  # JSON: 1 and "1" stay apart
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("source", sa.String(SOURCE_LEN), nullable=False),
+    # No foreign key: predictions may be pruned while the labels stay the record.
+    sa.Column("prediction_id", sa.BigInteger, nullable=True),
+    sa.Column("row_index", sa.Integer, nullable=True),
+    sa.Column("model_name", sa.String(MODEL_NAME_LEN), nullable=True),
+    sa.Column("predicted_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("prediction", sa.Text, nullable=True),
+    sa.Column("score", sa.Float, nullable=True),
+    sa.Column("late", sa.Boolean, nullable=False, server_default=sa.false()),
+    # What performance reads by. No index on the id: labels are read by id column whole
+    # (duplicates, unmatched), and a second index costs every insert of a million labels.
+    sa.Index("ix_labels_model_name_predicted_at", "model_name", "predicted_at"),
+)
+
+# Each window a performance check evaluated: a label for a prediction in it that arrives
+# after ``evaluated_at`` is late.
+windows_table = sa.Table(
+    WINDOWS_TABLE_NAME,
+    metadata,
+    _id(),
+    sa.Column("model_name", sa.String(MODEL_NAME_LEN), nullable=False),
+    sa.Column("metric", sa.String(64), nullable=False),
+    sa.Column("window_start", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("window_end", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("evaluated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("labelled", sa.Integer, nullable=False),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Index("ix_performance_windows_model_name_window_start", "model_name", "window_start"),
 )
 
 # What the writer inserts into: the table without its id. Inserting through the Table would
@@ -138,7 +202,8 @@ def read_state(conn: Connection) -> SchemaState:
         raise StoreSchemaError(
             f"the prediction store's '{TABLE_NAME}' table lacks column(s) {missing} of "
             f"schema version {version}; point --log-url at another database")
-    return SchemaState(version, has_predictions)
+    others = all(inspector.has_table(name) for name in TABLES_BY_VERSION[version])
+    return SchemaState(version, has_predictions and others)
 
 
 def ensure(conn: Connection, *, create: bool = True) -> SchemaState:
@@ -229,7 +294,8 @@ def _steps_from(state: SchemaState) -> list[Callable[[Connection], None]]:
     """The migration steps from ``state`` to the current version, in order."""
     if state.version is None:
         return []  # create_all makes the current tables
-    steps: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
+    steps: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3,
+                                                      3: _v3_to_v4}
     return [steps[version] for version in range(state.version, SCHEMA_VERSION)]
 
 
@@ -268,3 +334,12 @@ def _v2_to_v3(conn: Connection) -> None:
     conn.execute(sa.text(
         f"ALTER TABLE {TABLE_NAME} ADD COLUMN role VARCHAR({ROLE_LEN}) NOT NULL "
         f"DEFAULT '{PRIMARY}'"))
+
+
+def _v3_to_v4(conn: Connection) -> None:
+    """Version 3 -> 4: the nullable ``scores`` column (rows stored before it have none, as
+    the server logs none); the ``labels`` and ``performance_windows`` tables come from
+    create_all."""
+    if "scores" in {column["name"] for column in sa.inspect(conn).get_columns(TABLE_NAME)}:
+        return
+    conn.execute(sa.text(f"ALTER TABLE {TABLE_NAME} ADD COLUMN scores TEXT"))

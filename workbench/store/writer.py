@@ -83,6 +83,9 @@ class PredictionRecord:
         role: ``primary`` when this model answered the request, ``shadow`` when it scored
             the same request off the response path (logged under its own ``model_name``
             with the primary record's ``request_id``).
+        scores: one probability per row (the positive class's for a binary classifier),
+            when the caller has them: ``workbench predict --log`` does, the server logs
+            none. ``workbench monitor performance`` needs them for ``roc_auc``.
     """
 
     request_id: str
@@ -93,6 +96,7 @@ class PredictionRecord:
     outputs: list[Any]
     latency_ms: float
     role: str = PRIMARY
+    scores: list[float] | None = None
 
 
 @dataclass(frozen=True)
@@ -495,9 +499,8 @@ def _encode(record: PredictionRecord) -> dict[str, Any]:
         raise ValueError(f"role {record.role!r} is not one of {', '.join(ROLES)}")
     columns = [str(name) for name in record.columns]
     data = list(zip(*(record.inputs[name] for name in record.columns)))
-    outputs = record.outputs
-    if not isinstance(outputs, list):  # a numpy array or a Series, despite the annotation
-        outputs = outputs.tolist() if hasattr(outputs, "tolist") else list(outputs)
+    outputs = _as_list(record.outputs)
+    scores = None if record.scores is None else _as_list(record.scores)
     return {
         "request_id": str(record.request_id)[:REQUEST_ID_LEN],
         "created_at": utc(record.created_at),
@@ -508,7 +511,16 @@ def _encode(record: PredictionRecord) -> dict[str, Any]:
         "outputs": orjson.dumps(outputs, option=_JSON_OPTIONS, default=_json_default).decode(),
         "latency_ms": None if record.latency_ms is None else float(record.latency_ms),
         "role": record.role,
+        "scores": None if scores is None else orjson.dumps(
+            scores, option=_JSON_OPTIONS, default=_json_default).decode(),
     }
+
+
+def _as_list(values: Any) -> list[Any]:
+    """A numpy array or a Series (despite the annotation) as a list."""
+    if isinstance(values, list):
+        return values
+    return values.tolist() if hasattr(values, "tolist") else list(values)
 
 
 def _json_default(value: Any) -> Any:

@@ -1,0 +1,202 @@
+"""Label join and windowed performance over a large prediction store.
+
+Run by hand: ``python tests/benchmarks/performance.py [--rows N] [--rows-per-record R]
+[--repeat K] [--no-anchor]``.
+
+Builds an SQLite prediction store holding N logged predicted rows (default 1,000,000) of one
+model over three months, R rows per record (default 1: the server's shape, one request one
+row, which is the slow case for the join since every record's inputs are parsed), each with a
+``customer_id`` and nine demo-like features among its inputs and a logged probability; then a
+Parquet file of N labels keyed by ``customer_id``. Building them is not timed. The timed steps,
+each K times (default 3) on a fresh copy of the store, median and best reported:
+
+- ``ingest_labels``: read the labels file, join every label to its logged predicted row (the
+  id taken from the logged inputs), count, store the N joined rows in the ``labels`` table;
+- ``evaluate_performance`` (``log=False``: no MLflow; the evaluated windows are recorded in
+  the store): rows and labelled rows per month and roc_auc per month.
+
+The anchor (``--no-anchor`` skips it) is the plain way without the labels table: read the
+logged predictions with ``workbench.store.read_predictions``, ``pandas.merge`` the labels on,
+and ``sklearn.metrics.roc_auc_score`` per month; it stores nothing. Progress goes to stderr, the
+markdown table and a PASS/FAIL line for the issue's target (join + performance under 5 s) to
+stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+# This folder holds packaging.py, which would shadow the `packaging` library MLflow imports.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+
+from workbench.config import Settings  # noqa: E402
+from workbench.monitoring.labels import ingest_labels  # noqa: E402
+from workbench.monitoring.performance import evaluate_performance  # noqa: E402
+from workbench.registry import Instance  # noqa: E402
+from workbench.store import prepare, read_predictions, schema, sqlite_url  # noqa: E402
+from workbench.store.writer import PredictionRecord, _encode  # noqa: E402
+
+MODEL = "churn_v2_20240131"
+TARGET_S = 5.0
+START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+SPAN_S = 90 * 86400
+
+
+def say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+class _Registry:
+    def __init__(self) -> None:
+        self.instance = Instance("churn", 1, MODEL, "v2", "20240131", None, "")
+
+    def resolve(self, ref: Any) -> Instance:
+        return self.instance
+
+
+def build(folder: Path, rows: int, per_record: int) -> tuple[str, Path]:
+    """The store and the labels file (not timed)."""
+    rng = np.random.default_rng(13)
+    customers = np.array([f"C{i:08d}" for i in range(rows)])
+    score = rng.random(rows)
+    churned = (rng.random(rows) < score).astype(int)  # labels that follow the score: AUC ~0.83
+    features = {
+        "tenure_months": rng.integers(0, 72, rows), "monthly_charges": rng.normal(70, 20, rows),
+        "total_charges": rng.normal(2000, 800, rows), "support_calls": rng.poisson(2, rows),
+        "usage_gb": rng.gamma(2, 60, rows), "age": rng.integers(18, 90, rows),
+        "contract": rng.choice(["month-to-month", "one-year", "two-year"], rows),
+        "payment_method": rng.choice(["electronic-check", "mailed-check", "credit-card"], rows),
+        "internet_service": rng.choice(["fiber", "dsl", "wireless"], rows),
+    }
+    offsets = np.sort(rng.integers(0, SPAN_S, rows // per_record + 1))
+    url = sqlite_url(folder / "predictions.db")
+    prepare(url)
+    engine = schema.create_engine(url, writer=True)
+    columns = ["customer_id", *features]
+    say(f"writing {rows:,} logged rows ({per_record} per record) ...")
+    started = time.perf_counter()
+    batch: list[dict[str, Any]] = []
+    with engine.begin() as conn:
+        for n, first in enumerate(range(0, rows, per_record)):
+            part = slice(first, min(first + per_record, rows))
+            inputs = {"customer_id": customers[part].tolist(),
+                      **{name: values[part].tolist() for name, values in features.items()}}
+            batch.append(_encode(PredictionRecord(
+                f"req-{n}", START + dt.timedelta(seconds=int(offsets[n])), MODEL, columns,
+                inputs, (score[part] >= 0.5).astype(int).tolist(), 1.0,
+                scores=score[part].tolist())))
+            if len(batch) == 20_000:
+                conn.execute(sa.insert(schema.insert_target), batch)
+                batch = []
+        if batch:
+            conn.execute(sa.insert(schema.insert_target), batch)
+    engine.dispose()
+    say(f"  {time.perf_counter() - started:.0f} s")
+    labels = folder / "labels.parquet"
+    pd.DataFrame({"customer_id": customers, "churned": churned}).to_parquet(labels)
+    return url, labels
+
+
+CPU: dict[str, list[float]] = {}
+
+
+def timed(label: str, repeat: int, setup: Any, step: Any) -> list[float]:
+    """Wall seconds of each round; the process's CPU seconds go to ``CPU[label]`` (the steps
+    are single-threaded, so on a shared machine CPU time is what the step costs alone)."""
+    times = []
+    for n in range(repeat):
+        arg = setup()
+        started, cpu = time.perf_counter(), time.process_time()
+        step(arg)
+        times.append(time.perf_counter() - started)
+        CPU.setdefault(label, []).append(time.process_time() - cpu)
+        say(f"{label} {n + 1}/{repeat}: {times[-1]:.2f} s wall, {CPU[label][-1]:.2f} s CPU")
+    return times
+
+
+def anchor(url: str, labels: Path) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    logged = read_predictions(url, MODEL)
+    truth = pd.read_parquet(labels)
+    merged = logged.merge(truth, on="customer_id", how="inner")
+    # read_predictions has no scores: the anchor ranks by the logged class, as it can.
+    for _, month in merged.groupby(merged.created_at.dt.strftime("%Y-%m")):
+        roc_auc_score(month.churned, month.prediction.astype(int))
+
+
+def main() -> None:
+    import mlflow  # noqa: F401  (imported once up front, as the CLI has it, not in a timed step)
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rows-per-record", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-anchor", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="wb-perf-bench-") as tmp:
+        folder = Path(tmp)
+        url, labels = build(folder, args.rows, args.rows_per_record)
+        pristine = folder / "predictions.db"
+        work = folder / "work.db"
+        work_url = sqlite_url(work)
+
+        def fresh() -> None:
+            shutil.copyfile(pristine, work)
+
+        settings = Settings.from_env(environ={}, cwd=folder, prediction_store=work_url)
+        join = timed("ingest_labels", args.repeat, fresh, lambda _: ingest_labels(
+            labels, work_url, id_column="customer_id", label_column="churned"))
+        report = evaluate_performance(MODEL, settings, since=START, until=START + dt.timedelta(
+            seconds=SPAN_S), registry=_Registry(), log=False)  # type: ignore[arg-type]
+        windows = timed("evaluate_performance", args.repeat, lambda: None, lambda _:
+                        evaluate_performance(MODEL, settings, since=START,
+                                             until=START + dt.timedelta(seconds=SPAN_S),
+                                             registry=_Registry(), log=False))  # type: ignore[arg-type]
+        plain = (timed("anchor (read_predictions + merge + roc_auc)", 1, lambda: None,
+                       lambda _: anchor(url, labels)) if not args.no_anchor else None)
+    med_join, med_perf = statistics.median(join), statistics.median(windows)
+    cpu_join = statistics.median(CPU["ingest_labels"])
+    cpu_perf = statistics.median(CPU["evaluate_performance"])
+    total = med_join + med_perf
+    print(f"\n{args.rows:,} logged rows, {args.rows_per_record} per record, "
+          f"{len(report.windows)} monthly windows, {args.repeat} rounds; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end\n")
+    print("| step | median s (wall) | best s (wall) | median s (CPU) |")
+    print("|---|---|---|---|")
+    print(f"| ingest_labels (join + store {args.rows:,} labels) | {med_join:.2f} | "
+          f"{min(join):.2f} | {cpu_join:.2f} |")
+    print(f"| evaluate_performance (rows, labelled, roc_auc per month) | {med_perf:.2f} | "
+          f"{min(windows):.2f} | {cpu_perf:.2f} |")
+    print(f"| **total** | **{total:.2f}** | {min(join) + min(windows):.2f} | "
+          f"{cpu_join + cpu_perf:.2f} |")
+    if plain:
+        anchor_cpu = CPU["anchor (read_predictions + merge + roc_auc)"][0]
+        print(f"| anchor: read_predictions + merge + roc_auc (stores nothing) | {plain[0]:.2f} "
+              f"| {plain[0]:.2f} | {anchor_cpu:.2f} |")
+        print(f"\nanchor / total: {plain[0] / total:.1f}x wall, "
+              f"{anchor_cpu / (cpu_join + cpu_perf):.1f}x CPU")
+    print("\n| window | rows | labelled | roc_auc |")
+    print("|---|---|---|---|")
+    for w in report.windows:
+        print(f"| {w.label} | {w.rows:,} | {w.labelled:,} | "
+              f"{'-' if w.value is None else format(w.value, '.4f')} |")
+    verdict = "PASS" if total < TARGET_S else "FAIL"
+    print(f"\n{verdict}: label join + windowed performance {total:.2f} s wall, "
+          f"{cpu_join + cpu_perf:.2f} s CPU (target < {TARGET_S} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,655 @@
+"""Ground truth that arrives later, joined with the predictions logged before it.
+
+``ingest_labels`` reads a CSV or Parquet file of labels keyed by an id column, finds every
+logged predicted row carrying that id (a column of the logged inputs, such as
+``customer_id``, or the logged request id with ``id_column="request_id"``), and stores one row
+per (label, predicted row) in the prediction store's ``labels`` table, with a copy of the
+model, prediction time, prediction and score that ``workbench monitor performance`` reads.
+A label matches the predictions of every model that scored that id: the champion and a
+shadow challenger are judged on the same rows.
+
+Nothing is dropped without a count:
+
+- *unmatched*: no logged prediction carries the id (yet). The label is stored all the same
+  (prediction columns null) and is matched on a later run, when its prediction is logged.
+- *duplicates*: an id given twice in the file (the first label is kept; *conflicting* counts
+  those whose label differs), or one already stored by an earlier run (kept as it was).
+- *late*: a label whose prediction falls into a window that a performance check has already
+  evaluated; the next check of that window counts it.
+- *missing*: a row without an id or without a label; it cannot be stored.
+
+The join runs inside the database, one path per dialect (SQLite's JSON functions, Postgres'
+``jsonb``): the labels are staged in a temporary table keyed by id, and one ``INSERT ... SELECT``
+reads each logged record's id out of its stored inputs, looks it up there and stores the joined
+rows; the counts are read off the rows it added. No logged record is read into Python, and
+memory follows the labels, not the store. The role needs the right to create temporary tables.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from workbench.errors import MonitoringError, NoCurrentData, WorkbenchError
+from workbench.store.schema import ID_VALUE_LEN
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sqlalchemy.engine import Connection, Engine
+
+REQUEST_ID = "request_id"
+DEFAULT_LABEL_COLUMN = "label"
+_INSERT_CHUNK = 50_000
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class LabelIngest:
+    """What one ``ingest_labels`` call did; every label in the file is in exactly one count
+    of ``new_labels`` (matched + unmatched), ``duplicates`` or ``missing``.
+
+    Attributes:
+        source: the file (or ``data frame``).
+        id_column: the key labels were joined on (``request_id``: the logged request id).
+        rows: rows in the file.
+        new_labels: distinct ids stored by this run.
+        matched: of those, the ids that matched at least one logged predicted row.
+        matched_rows: predicted rows those labels were joined to (an id scored by two models,
+            or twice, joins more than one).
+        unmatched: ids stored without a prediction (matched on a later run).
+        rematched: labels stored unmatched by an earlier run that matched now.
+        duplicates: ids given again (in the file, or stored already); the first label stays.
+        conflicting: of the duplicates, those whose label differed from the one kept.
+        missing: rows without an id or a label (not stored).
+        late: predicted rows joined now that fall into a window already evaluated.
+        by_model: model name -> predicted rows joined now.
+        late_by_model: model name -> late predicted rows joined now.
+    """
+
+    source: str
+    id_column: str
+    rows: int
+    new_labels: int
+    matched: int
+    matched_rows: int
+    unmatched: int
+    rematched: int
+    duplicates: int
+    conflicting: int
+    missing: int
+    late: int
+    by_model: dict[str, int] = field(default_factory=dict)
+    late_by_model: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary_line(self) -> str:
+        return (f"{self.rows} label rows: {self.matched} matched {self.matched_rows} predicted "
+                f"rows, {self.unmatched} unmatched (kept for later), {self.duplicates} "
+                f"duplicate(s) ({self.conflicting} conflicting), {self.missing} missing an id "
+                f"or a label, {self.late} late; {self.rematched} earlier label(s) matched now")
+
+
+def ingest_labels(source: Path | str | pd.DataFrame, store_url: str, *, id_column: str,
+                  label_column: str = DEFAULT_LABEL_COLUMN,
+                  received_at: dt.datetime | None = None,
+                  progress: Progress | None = None) -> LabelIngest:
+    """Join a file of labels with the logged predictions and store them.
+
+    Args:
+        source: a CSV/Parquet file, or a DataFrame.
+        store_url: the prediction store's SQLAlchemy URL.
+        id_column: the file's id column, also a column of the logged inputs; ``request_id``
+            joins on the logged request id instead.
+        label_column: the file's ground-truth column.
+        received_at: when the labels arrived (default: now); a simulated clock sets it.
+        progress: called with a line per step.
+
+    Returns:
+        The counts (see :class:`LabelIngest`).
+
+    Raises:
+        MonitoringError: the file cannot be read, lacks the id or the label column, or the
+            store cannot be read or written.
+        NoCurrentData: the file has no rows, or the store holds no logged predictions.
+    """
+    import sqlalchemy as sa
+
+    from workbench.store.engine import one_line
+    from workbench.store.reader import bulk_objects
+
+    say = progress or (lambda _line: None)
+    frame, where = _read(source)
+    _require_columns(frame, where, id_column, label_column)
+    received = _utc(received_at or dt.datetime.now(dt.timezone.utc))
+    try:
+        engine, shown = open_store(store_url, writer=True)
+        try:
+            with engine.begin() as conn, bulk_objects():
+                result = _ingest(conn, frame, where, id_column, label_column, received, shown,
+                                 say)
+        finally:
+            engine.dispose()
+    except WorkbenchError as exc:
+        if isinstance(exc, MonitoringError):
+            raise
+        raise MonitoringError(str(exc)) from exc
+    except sa.exc.SQLAlchemyError as exc:
+        raise MonitoringError(f"cannot read or write the prediction store: "
+                              f"{one_line(exc)}") from exc
+    say(result.summary_line())
+    return result
+
+
+def open_store(url: str, *, writer: bool) -> tuple[Engine, str]:
+    """An engine on the prediction store, and its URL without the password for messages.
+
+    Raises:
+        NoCurrentData: the store is an SQLite file that does not exist (reading must not
+            create it: a mistyped path would read as an empty store).
+        ConfigError: the URL cannot be used.
+    """
+    from workbench.store.engine import create_engine, redact, sqlite_file_missing
+
+    shown = redact(url)
+    if sqlite_file_missing(url):
+        raise NoCurrentData(f"no predictions logged in {shown} (the file does not exist); "
+                            "check WORKBENCH_PREDICTION_STORE")
+    return create_engine(url, writer=writer), shown
+
+
+def _ingest(conn: Connection, frame: pd.DataFrame, where: str, id_column: str,
+            label_column: str, received: dt.datetime, shown: str, say: Progress) -> LabelIngest:
+    import sqlalchemy as sa
+
+    from workbench.store import schema
+
+    if not sa.inspect(conn).has_table(schema.TABLE_NAME):
+        raise NoCurrentData(f"no predictions logged in {shown}; serve the model or score with "
+                            "`workbench predict --log` first")
+    schema.ensure(conn)  # version 4 holds the labels table; an older store is migrated
+    ids, labels, missing = _keys_and_labels(frame, id_column, label_column)
+    new, duplicates, conflicting = _new_labels(ids, labels, _stored_labels(conn, id_column))
+    say(f"{len(frame)} rows in {where}: {len(new)} new labels, {duplicates} duplicate(s), "
+        f"{missing} missing an id or a label")
+
+    # Labels stored unmatched by an earlier run are looked for again with the new ones.
+    waiting = _unmatched_labels(conn, id_column)
+    say(f"joining on {'the logged request id' if id_column == REQUEST_ID else id_column} "
+        f"in {shown}")
+    counts = _dialect_join(conn).run(conn, id_column, new, received,
+                                     where[:schema.SOURCE_LEN], waiting)
+    return LabelIngest(
+        source=where, id_column=id_column, rows=len(frame), new_labels=len(new),
+        matched=counts.matched, matched_rows=counts.matched_rows,
+        unmatched=len(new) - counts.matched, rematched=counts.rematched,
+        duplicates=duplicates, conflicting=conflicting, missing=missing, late=counts.late,
+        by_model=counts.by_model, late_by_model=counts.late_by_model)
+
+
+# -- the file ----------------------------------------------------------------------------------
+def _read(source: Path | str | pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    import pandas as pd
+
+    if isinstance(source, pd.DataFrame):
+        if source.empty:
+            raise NoCurrentData("the labels frame has no rows")
+        return source, "data frame"
+    from workbench.predict import read_table
+
+    path = Path(source)
+    try:
+        frame = read_table(path)
+    except WorkbenchError as exc:
+        if "has no rows" in str(exc):
+            raise NoCurrentData(f"{path} has no label rows") from exc
+        raise MonitoringError(str(exc)) from exc
+    except Exception as exc:  # e.g. a Parquet file pyarrow refuses in a way of its own
+        raise MonitoringError(f"cannot read {path}: {type(exc).__name__}; fix the file") from exc
+    return frame, str(path)
+
+
+def _require_columns(frame: pd.DataFrame, where: str, id_column: str, label_column: str) -> None:
+    """Raises MonitoringError naming the missing column and the file's columns."""
+    present = ", ".join(map(str, list(frame.columns)[:12]))
+    if id_column not in frame.columns:
+        raise MonitoringError(f"{where} has no id column {id_column!r} (it has {present}); "
+                              "name it with --id-column")
+    if label_column not in frame.columns:
+        raise MonitoringError(f"{where} has no label column {label_column!r} (it has "
+                              f"{present}); name it with --label-column")
+    if id_column == label_column:
+        raise MonitoringError(f"the id column and the label column are both {id_column!r}; "
+                              "name the label with --label-column")
+
+
+def key_text(value: Any) -> str | None:
+    """An id as the text both sides are compared by; None for a missing one.
+
+    Integers read back from JSON and from CSV print alike; a float that is a whole number
+    (an integer column with gaps, read as float) prints as the integer.
+    """
+    if value is None:
+        return None
+    if isinstance(value, float):
+        if value != value:
+            return None
+        if value.is_integer():
+            return str(int(value))
+    if hasattr(value, "item"):  # numpy scalars
+        return key_text(value.item())
+    return str(value)
+
+
+def _label_json(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # a label column with gaps reads as float: 1.0 is the label 1
+    return orjson.dumps(value).decode()
+
+
+def _keys_and_labels(frame: pd.DataFrame, id_column: str,
+                     label_column: str) -> tuple[pd.Series, pd.Series, int]:
+    """(ids as text, labels as JSON) of the usable rows, and how many rows lack one or the
+    other. Vectorised: a million labels is a common file."""
+    usable = frame[id_column].notna() & frame[label_column].notna()
+    keys = _as_text(frame.loc[usable, id_column])
+    if bool((keys.str.len() > ID_VALUE_LEN).any()):
+        keys = keys.str.slice(0, ID_VALUE_LEN)  # as stored: a longer id is known by its start
+    labels = _as_json(frame.loc[usable, label_column])
+    named = keys != ""
+    return keys[named], labels[named], int(len(frame) - int(named.sum()))
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    import pandas as pd
+
+    if pd.api.types.is_integer_dtype(values) or (pd.api.types.is_string_dtype(values) and all(
+            isinstance(v, str) for v in values.head(1000))):
+        return values.astype(str)
+    return values.map(key_text).astype(str)
+
+
+def _as_json(values: pd.Series) -> pd.Series:
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(values):
+        return values.map({True: "true", False: "false"})
+    if pd.api.types.is_integer_dtype(values):
+        return values.astype("int64").astype(str)
+    if pd.api.types.is_float_dtype(values) and bool((values % 1 == 0).all()):
+        return values.astype("int64").astype(str)  # a label column with gaps reads as float
+    return values.map(_label_json)
+
+
+def _new_labels(ids: pd.Series, labels: pd.Series,
+                stored: dict[str, str]) -> tuple[pd.Series, int, int]:
+    """The first label of each id not stored yet (indexed by id, in the file's order), the
+    duplicates (repeats in the file, ids stored already) and how many of them conflict.
+    Vectorised, like the reading: a million labels is a common file."""
+    repeated = ids.duplicated(keep="first").to_numpy()
+    first = labels[~repeated]
+    first.index = ids[~repeated].to_numpy()
+    duplicates = int(repeated.sum())
+    conflicting = int((labels[repeated].to_numpy() != first.reindex(
+        ids[repeated].to_numpy()).to_numpy()).sum()) if duplicates else 0
+    if stored:
+        known = first.index.isin(list(stored))
+        kept = first[known]
+        conflicting += int((kept.to_numpy() != kept.index.map(stored).to_numpy()).sum())
+        duplicates += int(known.sum())
+        first = first[~known]
+    return first, duplicates, conflicting
+
+
+# -- the store ---------------------------------------------------------------------------------
+def _stored_labels(conn: Connection, id_column: str) -> dict[str, str]:
+    """id -> label of every label stored for ``id_column``."""
+    import sqlalchemy as sa
+
+    from workbench.store.schema import labels_table as t
+
+    rows = conn.execute(sa.select(t.c.id_value, t.c.label).where(t.c.id_column == id_column)
+                        .distinct())
+    return dict(rows.all())
+
+
+def _unmatched_labels(conn: Connection, id_column: str) -> Waiting:
+    """id -> (label, received_at, source) of labels stored without a prediction."""
+    import sqlalchemy as sa
+
+    from workbench.store.schema import labels_table as t
+
+    query = sa.select(t.c.id_value, t.c.label, t.c.received_at, t.c.source).where(
+        t.c.id_column == id_column, t.c.prediction_id.is_(None))
+    return {key: (label, _utc(received), source)
+            for key, label, received, source in conn.execute(query)}
+
+
+# -- the join, inside the database -------------------------------------------------------------
+# The labels to look for, staged in a temporary table keyed by id so the join is one lookup per
+# logged row, and the joined rows inserted into ``labels`` by one INSERT ... SELECT; the counts
+# are read off the rows it added. Nothing of a logged record crosses into Python: at a
+# million records a Python loop over them cost three times the 5 s the whole check may take.
+_KEYS = "wb_label_keys"
+_HEADS = "wb_label_heads"
+# The end of the column list in the writer's stored inputs ({"columns":[...],"data":[...]}; a
+# quote inside a name is escaped, so the first '],"data":' ends the list).
+_COLUMNS_END = '],"data":'
+_LABEL_COLUMNS = ("id_column, id_value, label, received_at, source, prediction_id, row_index, "
+                  "model_name, predicted_at, prediction, score, late")
+
+# (label JSON, received at, source) of a label stored unmatched by an earlier run
+Waiting = dict[str, tuple[str, dt.datetime, str]]
+
+
+@dataclass(frozen=True)
+class _Counts:
+    matched: int
+    matched_rows: int
+    rematched: int
+    late: int
+    by_model: dict[str, int]
+    late_by_model: dict[str, int]
+
+
+class _Join:
+    """The join as SQL. What differs between databases (JSON functions, types, bulk loading) is
+    in :class:`_SqliteJoin` and :class:`_PostgresJoin`; the statements around it are here.
+
+    Every statement's table and column names come from this module, never from input; the id
+    column's name and all values are bound parameters.
+    """
+
+    flag_type = "BOOLEAN"
+    time_type = "TIMESTAMP WITH TIME ZONE"
+    keys_suffix = ""
+
+    def run(self, conn: Connection, id_column: str, new: pd.Series, received: dt.datetime,
+            source: str, waiting: Waiting) -> _Counts:
+        """Join the ``new`` labels (label JSON by id, received now from ``source``) and the
+        ``waiting`` ones with the logged predictions, and store every label.
+
+        Raises:
+            sqlalchemy.exc.SQLAlchemyError: the store cannot be read or written.
+        """
+        import sqlalchemy as sa
+
+        from workbench.store.schema import LABELS_TABLE_NAME, WINDOWS_TABLE_NAME
+
+        if new.empty and not waiting:
+            return _Counts(0, 0, 0, 0, {}, {})
+        self._drop(conn)
+        # A new label's time and source are this run's (bound once, not stored per key).
+        conn.exec_driver_sql(
+            f"CREATE TEMPORARY TABLE {_KEYS} (id_value TEXT PRIMARY KEY, label TEXT NOT NULL, "
+            f"waiting {self.flag_type} NOT NULL, received_at {self.time_type}, source TEXT)"
+            f"{self.keys_suffix}")
+        self.load(conn, new, waiting)
+        params = {"id_column": id_column, "received": self.time(received), "source": source}
+        # A label is late when a check evaluated its prediction's window before it arrived;
+        # with no window evaluated yet (the first load) there is nothing to look up per row.
+        evaluated = conn.execute(sa.text(f"SELECT 1 FROM {WINDOWS_TABLE_NAME} LIMIT 1")).first()
+        late = (f"EXISTS (SELECT 1 FROM {WINDOWS_TABLE_NAME} pw WHERE pw.model_name = "
+                "p.model_name AND pw.window_start <= p.created_at AND p.created_at < "
+                "pw.window_end AND pw.evaluated_at < coalesce(k.received_at, :received))"
+                ) if evaluated else "1 = 0"
+        joined, index = (self.by_request() if id_column == REQUEST_ID
+                         else self.by_input(conn, id_column))
+        # Straight into ``labels``, in the order the predictions were logged (the labels' time
+        # index grows at its end); the rows this run added are those past ``before``, so no
+        # other load may add rows meanwhile.
+        self.lock(conn)
+        before = conn.execute(sa.text(
+            f"SELECT COALESCE(MAX(id), 0) FROM {LABELS_TABLE_NAME}")).scalar_one()
+        params["before"] = before
+        conn.execute(sa.text(
+            f"INSERT INTO {LABELS_TABLE_NAME} ({_LABEL_COLUMNS}) SELECT :id_column, k.id_value, "
+            "k.label, coalesce(k.received_at, :received), coalesce(k.source, :source), p.id, "
+            f"{index}, p.model_name, p.created_at, {self.predicted(index)}, {late} FROM "
+            f"{joined}"), params)
+        # A row index past the record's outputs has no prediction to judge.
+        conn.execute(sa.text(f"DELETE FROM {LABELS_TABLE_NAME} WHERE id > :before AND "
+                             "prediction_id IS NOT NULL AND prediction IS NULL"), params)
+        by_model: dict[str, int] = {}
+        late_by_model: dict[str, int] = {}
+        joined_rows = late_rows = 0
+        for model, rows, late_count in conn.execute(sa.text(
+                "SELECT model_name, COUNT(*), SUM(CASE WHEN late THEN 1 ELSE 0 END) FROM "
+                f"{LABELS_TABLE_NAME} WHERE id > :before GROUP BY model_name"), params):
+            by_model[model] = rows
+            if late_count:
+                late_by_model[model] = int(late_count)
+            joined_rows += rows
+            late_rows += int(late_count or 0)
+        # Labels (new or waiting) that matched, and the rows the waiting ones joined: a label
+        # that waited is told apart by its key's flag (without any, no lookup is needed).
+        if waiting:
+            counts = conn.execute(sa.text(
+                f"SELECT k.waiting, COUNT(*), COUNT(DISTINCT l.id_value) FROM "
+                f"{LABELS_TABLE_NAME} l CROSS JOIN {_KEYS} k WHERE l.id > :before AND "
+                "k.id_value = l.id_value GROUP BY k.waiting"), params).all()
+        else:
+            counts = conn.execute(sa.text(
+                f"SELECT 1 = 0, COUNT(*), COUNT(DISTINCT id_value) FROM {LABELS_TABLE_NAME} "
+                "WHERE id > :before"), params).all()
+        matched = sum(n for is_waiting, _rows, n in counts if not is_waiting)
+        rematched = sum(n for is_waiting, _rows, n in counts if is_waiting)
+        matched_rows = joined_rows - sum(rows for is_waiting, rows, _n in counts if is_waiting)
+        if rematched:
+            # Stored unmatched by an earlier run, matched now: the joined rows replace them.
+            conn.execute(sa.text(
+                f"DELETE FROM {LABELS_TABLE_NAME} WHERE id <= :before AND id_column = "
+                f":id_column AND prediction_id IS NULL AND id_value IN (SELECT id_value FROM "
+                f"{_KEYS} WHERE waiting) AND id_value IN (SELECT id_value FROM "
+                f"{LABELS_TABLE_NAME} WHERE id > :before)"), params)
+        if matched < len(new):
+            # New labels that matched nothing are stored all the same, for a later run.
+            conn.execute(sa.text(
+                f"INSERT INTO {LABELS_TABLE_NAME} ({_LABEL_COLUMNS}) SELECT :id_column, "
+                "id_value, label, :received, :source, NULL, NULL, NULL, NULL, NULL, NULL, 1 = 0 "
+                f"FROM {_KEYS} WHERE NOT waiting AND id_value NOT IN (SELECT id_value FROM "
+                f"{LABELS_TABLE_NAME} WHERE id > :before)"), params)
+        self._drop(conn)
+        return _Counts(matched, matched_rows, rematched, late_rows, dict(sorted(by_model.items())),
+                       dict(sorted(late_by_model.items())))
+
+    @staticmethod
+    def _drop(conn: Connection) -> None:
+        for table in (_KEYS, _HEADS):
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+
+    def time(self, moment: dt.datetime) -> Any:
+        """A time as the dialect's statements take it."""
+        return moment
+
+    def lock(self, conn: Connection) -> None:
+        """Keep other label loads out of ``labels`` until this transaction ends."""
+
+    def load(self, conn: Connection, new: pd.Series, waiting: Waiting) -> None:
+        raise NotImplementedError
+
+    def predicted(self, index: str) -> str:
+        """The ``prediction`` (JSON) and ``score`` columns of row ``index`` of a record ``p``:
+        per-class probabilities give the last (positive) class's."""
+        raise NotImplementedError
+
+    def by_request(self) -> tuple[str, str]:
+        """The FROM clause of the join (``p``: predictions, ``k``: the keys) and the SQL of the
+        row index, when labels are keyed by the logged request id."""
+        raise NotImplementedError
+
+    def by_input(self, conn: Connection, id_column: str) -> tuple[str, str]:
+        """The same when labels are keyed by a column of the logged inputs."""
+        raise NotImplementedError
+
+
+class _SqliteJoin(_Join):
+    """SQLite's JSON functions (3.38+: ``->``, ``->>``). Times are the text SQLAlchemy
+    stores, compared as text. CROSS JOIN fixes SQLite's loop order: the store is read once, in
+    id order, and each record's id looked up among the keys."""
+
+    flag_type = "INTEGER"
+    time_type = "TEXT"
+    keys_suffix = " WITHOUT ROWID"  # the key is the table: half the work of loading a million
+
+    def time(self, moment: dt.datetime) -> Any:
+        return _utc(moment).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+    def load(self, conn: Connection, new: pd.Series, waiting: Waiting) -> None:
+        if len(new) + len(waiting) > _INSERT_CHUNK:
+            # A larger page cache for this connection: the labels' time index and the keys of
+            # a million rows are built in memory instead of paging the default 2 MB in and out.
+            conn.exec_driver_sql("PRAGMA cache_size = -131072")
+        if len(new):  # (no rows would run the statement once, unbound)
+            conn.exec_driver_sql(
+                f"INSERT INTO {_KEYS} (id_value, label, waiting) VALUES (?, ?, 0)",
+                list(zip(new.index.tolist(), new.tolist())))
+        if waiting:
+            conn.exec_driver_sql(f"INSERT INTO {_KEYS} VALUES (?, ?, 1, ?, ?)", [
+                (key, label, self.time(at), source)
+                for key, (label, at, source) in waiting.items()])
+
+    def predicted(self, index: str) -> str:
+        at = f"('$[' || {index} || ']')"
+        return (f"p.outputs -> {at} AS prediction, CASE "
+                f"json_type(p.scores, {at}) WHEN 'array' THEN p.scores ->> ('$[' || {index} || "
+                f"'][#-1]') WHEN 'real' THEN p.scores ->> {at} WHEN 'integer' THEN "
+                f"CAST(p.scores ->> {at} AS REAL) END AS score")
+
+    def by_request(self) -> tuple[str, str]:
+        from workbench.store.schema import TABLE_NAME
+
+        return (f"{TABLE_NAME} p CROSS JOIN {_KEYS} k CROSS JOIN json_each(p.outputs) o WHERE "
+                "k.id_value = p.request_id", "o.key")
+
+    def by_input(self, conn: Connection, id_column: str) -> tuple[str, str]:
+        from workbench.store.schema import TABLE_NAME
+
+        head = self._column_lists(conn, id_column)
+        # One-row records (the server's) read their one value straight; others are unnested.
+        # The value (e) as the text labels are keyed by (see ``key_text``): a whole float is
+        # the integer it prints as; an integer meets the text key by the column's affinity.
+        return (
+            f"{TABLE_NAME} p CROSS JOIN {_HEADS} h LEFT JOIN json_each(CASE WHEN p.n_rows > 1 "
+            "THEN p.inputs END, '$.data') r CROSS JOIN json_each(coalesce(r.value, p.inputs), "
+            "CASE WHEN r.key IS NULL THEN '$.data[0][' || h.position || ']' ELSE '$[' || "
+            f"h.position || ']' END) e CROSS JOIN {_KEYS} k WHERE h.head = {head} AND "
+            "k.id_value = substr(CASE WHEN e.type = 'real' AND e.value = CAST(e.value AS "
+            "INTEGER) THEN CAST(CAST(e.value AS INTEGER) AS TEXT) ELSE e.value END, 1, "
+            f"{ID_VALUE_LEN})", "coalesce(r.key, 0)")
+
+    @staticmethod
+    def _column_lists(conn: Connection, id_column: str) -> str:
+        """Stage the id's position in each distinct column list the store holds (a few: one
+        per model's signature) and return the SQL of a record's list, the key to it."""
+        from workbench.store.schema import TABLE_NAME
+
+        head = f"substr(p.inputs, 1, instr(p.inputs, '{_COLUMNS_END}'))"
+        conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {_HEADS} (head TEXT PRIMARY KEY, "
+                             "position INTEGER NOT NULL)")
+        positions = []
+        for (text,) in conn.exec_driver_sql(f"SELECT DISTINCT {head} FROM {TABLE_NAME} p"):
+            try:
+                names = orjson.loads(text + "}").get("columns") or []
+            except (orjson.JSONDecodeError, AttributeError):
+                continue  # not the writer's form: nothing to join
+            if id_column in names:
+                positions.append((text, names.index(id_column)))
+        conn.exec_driver_sql(f"INSERT INTO {_HEADS} VALUES (?, ?)", positions)
+        return head
+
+
+class _PostgresJoin(_Join):
+    """Postgres' ``jsonb`` functions; every record is unnested (no fast path needed)."""
+
+    def lock(self, conn: Connection) -> None:
+        # Conflicts with itself, not with readers: a second load waits for this one's commit.
+        # (SQLite has one writer at a time already.)
+        from workbench.store.schema import LABELS_TABLE_NAME
+
+        conn.exec_driver_sql(f"LOCK TABLE {LABELS_TABLE_NAME} IN SHARE ROW EXCLUSIVE MODE")
+
+    def load(self, conn: Connection, new: pd.Series, waiting: Waiting) -> None:
+        import sqlalchemy as sa
+
+        keys = sa.table(_KEYS, *(sa.column(name) for name in (
+            "id_value", "label", "waiting", "received_at", "source")))
+        rows: list[dict[str, Any]] = [
+            {"id_value": key, "label": label, "waiting": False, "received_at": None,
+             "source": None} for key, label in zip(new.index.tolist(), new.tolist())]
+        rows += [{"id_value": key, "label": label, "waiting": True, "received_at": at,
+                  "source": source} for key, (label, at, source) in waiting.items()]
+        for start in range(0, len(rows), _INSERT_CHUNK):
+            conn.execute(sa.insert(keys), rows[start:start + _INSERT_CHUNK])
+
+    def predicted(self, index: str) -> str:
+        score = f"(p.scores::jsonb -> {index})"
+        return (f"(p.outputs::jsonb -> {index})::text AS prediction, CASE jsonb_typeof({score}) "
+                f"WHEN 'array' THEN ({score} ->> -1)::float8 WHEN 'number' THEN ({score} #>> "
+                "'{}')::float8 END AS score")
+
+    def by_request(self) -> tuple[str, str]:
+        from workbench.store.schema import TABLE_NAME
+
+        return (f"{TABLE_NAME} p JOIN {_KEYS} k ON k.id_value = p.request_id CROSS JOIN LATERAL "
+                "jsonb_array_elements(p.outputs::jsonb) WITH ORDINALITY o(value, n)",
+                "(o.n - 1)::int")
+
+    def by_input(self, conn: Connection, id_column: str) -> tuple[str, str]:
+        from workbench.store.schema import TABLE_NAME
+
+        value = "(r.value -> c.position)"
+        number = f"{value}::numeric"
+        # The value as the text labels are keyed by (see ``key_text``).
+        key = (f"left(CASE WHEN jsonb_typeof({value}) = 'number' AND {number} = trunc({number}) "
+               f"THEN trunc({number})::text ELSE {value} #>> '{{}}' END, {ID_VALUE_LEN})")
+        return (
+            f"{TABLE_NAME} p CROSS JOIN LATERAL (SELECT p.inputs::jsonb AS j) i CROSS JOIN "
+            "LATERAL (SELECT (n.n - 1)::int AS position FROM jsonb_array_elements_text(i.j -> "
+            "'columns') WITH ORDINALITY n(name, n) WHERE n.name = :id_column LIMIT 1) c CROSS "
+            "JOIN LATERAL jsonb_array_elements(i.j -> 'data') WITH ORDINALITY r(value, n) JOIN "
+            f"{_KEYS} k ON k.id_value = {key}", "(r.n - 1)::int")
+
+
+def _dialect_join(conn: Connection) -> _Join:
+    """The join for the store's database.
+
+    Raises:
+        MonitoringError: a database other than SQLite or Postgres, or an SQLite too old.
+    """
+    name = conn.dialect.name
+    if name == "sqlite":
+        import sqlite3
+
+        if sqlite3.sqlite_version_info < (3, 38):
+            raise MonitoringError(f"the label join needs SQLite 3.38 or later (JSON operators); "
+                                  f"this Python has {sqlite3.sqlite_version}: use a newer Python "
+                                  "or a Postgres prediction store")
+        return _SqliteJoin()
+    if name == "postgresql":
+        return _PostgresJoin()
+    raise MonitoringError(f"labels can be joined in an SQLite or Postgres prediction store, "
+                          f"not {name}; point WORKBENCH_PREDICTION_STORE at one")
+
+
+def _utc(value: dt.datetime | str) -> dt.datetime:
+    """An aware UTC time from a stored value (a datetime, or SQLite's text)."""
+    from workbench.store.engine import utc
+
+    moment = utc(dt.datetime.fromisoformat(value) if isinstance(value, str) else value)
+    assert moment is not None  # the columns read here are NOT NULL
+    return moment
+
+
+__all__ = ["DEFAULT_LABEL_COLUMN", "REQUEST_ID", "LabelIngest", "ingest_labels", "key_text",
+           "open_store"]
