@@ -667,7 +667,7 @@ def monitor_drift(ref: str, current: Path | None, since: str | None, until: str 
     """Check REF's current data for drift; log the report to MLflow.
 
     With --engine spark, --current may be a folder or glob of any size: Spark counts it in
-    one pass, with the same figures as the local check.
+    two aggregation jobs, with the same figures as the local check.
 
     Exit status: 0 ok or warn, 1 drift, 2 the check cannot be made (bad input).
     """

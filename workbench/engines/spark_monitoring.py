@@ -1,14 +1,16 @@
-"""Drift checks on Spark: the current data counted by Spark aggregations in one pass.
+"""Drift checks on Spark: the current data counted by Spark aggregations.
 
 The drift statistics need, per numeric feature, how many current values fall below and at
 each point of the reference profile's CDF and bin edges
 (:func:`~workbench.monitoring.drift.count_points`), and per categorical feature the count
-of each category. One Spark job computes all of them: every numeric column is bucketed at
-those points (``pyspark.ml.feature.Bucketizer``), every row becomes one small entry per
-feature (``inline`` of an array of structs), and one ``groupBy`` counts the entries, with
-each bucket's lowest and highest value for the report's plots. What comes back to the
-driver is a few thousand rows whatever the data's size; the statistics themselves are
-:func:`~workbench.monitoring.drift.check_drift_counts`, the pandas path's own code.
+of each category. Two Spark jobs compute all of them, each one ``groupBy`` of native
+expressions: every numeric column is bucketed at those points
+(``pyspark.ml.feature.Bucketizer``), every row becomes one small entry per numeric column
+(``inline`` of an array of structs) keyed by (column, bucket), with each bucket's lowest and
+highest value for the report's plots; the second job counts the categorical columns' values
+the same way. What comes back to the driver is a few thousand rows whatever the data's
+size; the statistics themselves are :func:`~workbench.monitoring.drift.check_drift_counts`,
+the pandas path's own code.
 """
 from __future__ import annotations
 
@@ -56,7 +58,7 @@ Counts = NumericCounts | CategoryCounts
 
 def count_columns(frame: DataFrame, columns: Mapping[str, np.ndarray | None]
                   ) -> tuple[int, dict[str, Counts]]:
-    """Count ``frame``'s columns in one Spark job.
+    """Count ``frame``'s columns: one Spark job for the numeric ones, one for the others.
 
     Args:
         frame: the data.
@@ -92,14 +94,25 @@ def count_columns(frame: DataFrame, columns: Mapping[str, np.ndarray | None]
                           inputCols=[f"__n{i}" for i in splits],
                           outputCols=[f"__b{i}" for i in splits],
                           handleInvalid="keep").transform(work)
-    entries = []
+    # Numeric columns: one entry per row and column, grouped on two primitive keys (the
+    # column, the bucket) with fixed-width results, which Spark's fast hash aggregation
+    # takes. A text key or a text result (a category's label) sends the whole aggregation to
+    # a slower path, so the categorical columns, few and narrow, are counted by a second job.
+    numbers = [F.struct(F.lit(i).alias("f"), F.col(f"__b{i}").cast("long").alias("k"),
+                        F.col(f"__v{i}").alias("v"),
+                        F.when(F.col(f"__v{i}") != F.floor(F.col(f"__v{i}")), 1).otherwise(0)
+                        .alias("ni"))
+               for i in splits]
+    counted = []
+    if numbers:
+        counted += (work.select(F.inline(F.array(*numbers))).groupBy("f", "k")
+                    .agg(F.count(F.lit(1)).alias("n"), F.min("v").alias("lo"),
+                         F.max("v").alias("hi"), F.sum("ni").alias("ni"))
+                    .collect())
+    labels = []
     no_text, no_number = F.lit(None).cast("string"), F.lit(None).cast("double")
     for i, name in enumerate(names):
         if i in splits:
-            value = F.col(f"__v{i}")
-            entries.append(F.struct(
-                F.lit(i).alias("f"), F.col(f"__b{i}").alias("kd"), no_text.alias("ks"),
-                value.alias("v"), F.when(value != F.floor(value), 1).otherwise(0).alias("ni")))
             continue
         column, kind = _col(name), kinds[name]
         if isinstance(kind, T.BooleanType):
@@ -109,13 +122,10 @@ def count_columns(frame: DataFrame, columns: Mapping[str, np.ndarray | None]
             key, number = no_text, column.cast("double")
         else:
             key, number = column.cast("string"), no_number
-        entries.append(F.struct(F.lit(i).alias("f"), number.alias("kd"), key.alias("ks"),
-                                no_number.alias("v"), F.lit(0).alias("ni")))
-    counted = (work.select(F.inline(F.array(*entries)))
-               .groupBy("f", "kd", "ks")
-               .agg(F.count(F.lit(1)).alias("n"), F.min("v").alias("lo"),
-                    F.max("v").alias("hi"), F.sum("ni").alias("ni"))
-               .collect())
+        labels.append(F.struct(F.lit(i).alias("f"), key.alias("ks"), number.alias("kd")))
+    if labels:
+        counted += (frame.select(F.inline(F.array(*labels))).groupBy("f", "ks", "kd")
+                    .agg(F.count(F.lit(1)).alias("n")).collect())
     by_feature: dict[int, list[Any]] = {i: [] for i in range(len(names))}
     for row in counted:
         by_feature[row["f"]].append(row)
@@ -136,7 +146,7 @@ def _numeric(rows: int, splits: np.ndarray, entries: list[Any]) -> NumericCounts
     highs = np.full(buckets, np.nan)
     nonintegral = 0
     for entry in entries:
-        bucket = int(entry["kd"])
+        bucket = int(entry["k"])
         if bucket >= buckets:  # the missing values' bucket
             continue
         counts[bucket] = int(entry["n"])

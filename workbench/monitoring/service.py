@@ -145,7 +145,7 @@ def check_model_drift(
         log: log the report to a monitoring run and tag the model version.
         progress: called with a line per step.
         engine: ``local`` (pandas) or ``spark``: the current data (``current``: a file,
-            folder, glob or URI) counted by Spark aggregations in one pass, with the same
+            folder, glob or URI) counted by two Spark aggregation jobs, with the same
             figures (see :mod:`workbench.engines.spark_monitoring`).
         master, conf, spark: the Spark session's master and properties, or a running
             session (see :func:`workbench.engines.spark.start_session`).
