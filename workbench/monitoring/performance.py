@@ -462,12 +462,10 @@ def _evaluate(ref: str | Instance, settings: Settings, start: dt.datetime, end: 
 def _windows(conn: Connection, name: str, metric: str,
              bounds: list[tuple[str, dt.datetime, dt.datetime, int]], shown: str,
              start: dt.datetime, end: dt.datetime) -> list[PerformanceWindow]:
-    import numpy as np
     import sqlalchemy as sa
 
     from workbench.store import schema
     from workbench.store.engine import utc
-    from workbench.store.reader import driver_rows
 
     inspector = sa.inspect(conn)
     if not inspector.has_table(schema.TABLE_NAME):
@@ -487,32 +485,59 @@ def _windows(conn: Connection, name: str, metric: str,
                             "`workbench monitor labels FILE --id-column ...`")
     out = []
     for (label, w_start, w_end, step), (_records, rows) in zip(bounds, logged):
-        labelled = list(driver_rows(conn, sa.select(
-            t.c.label, t.c.prediction, t.c.score, t.c.late).where(
+        # Each window's labels, predictions and scores come back as three JSON arrays built
+        # by the database (the stored values are JSON already; a missing score is null), in
+        # one row: handing over a third of a million rows one by one cost more than the
+        # metric itself.
+        labelled, late_count, truths, predictions, scores = conn.execute(sa.select(
+            sa.func.count(), sa.func.sum(sa.case((t.c.late, 1), else_=0)),
+            _json_array(conn, t.c.label), _json_array(conn, t.c.prediction),
+            _json_array(conn, sa.func.coalesce(sa.cast(t.c.score, sa.Text), "null"))).where(
                 t.c.model_name == name, t.c.prediction_id.is_not(None),
-                t.c.predicted_at >= utc(w_start), t.c.predicted_at < utc(w_end))))
+                t.c.predicted_at >= utc(w_start), t.c.predicted_at < utc(w_end))).one()
         if labelled:
-            truth: Any = _decode([row[0] for row in labelled])
-            predicted: Any = _decode([row[1] for row in labelled])
-            score: Any = np.asarray([row[2] for row in labelled], dtype=float)  # None -> NaN
+            truth: Any = _decode(truths)
+            predicted: Any = _decode(predictions)
+            score: Any = _decode_scores(scores)
             value, note = compute_metric(metric, truth, predicted, score)
-            late_count = sum(1 for row in labelled if row[3])
         else:
-            value, note, late_count = None, "no labelled rows", 0
+            value, note = None, "no labelled rows"
         out.append(PerformanceWindow(label, w_start, w_end, step, int(rows or 0),
-                                     len(labelled), late_count, value, note))
+                                     int(labelled), int(late_count or 0), value, note))
     return out
 
 
-def _decode(values: Sequence[str]) -> np.ndarray:
-    """Stored JSON values as an array: floats when every one is a number (numpy reads the
-    text itself, a million at once), else the decoded values."""
+def _json_array(conn: Connection, column: Any) -> Any:
+    """SQL of a JSON array of ``column``'s values (each JSON text) over the selected rows."""
+    import sqlalchemy as sa
+
+    if conn.dialect.name == "postgresql":
+        joined = sa.func.string_agg(column, ",")
+    else:
+        joined = sa.func.group_concat(column, ",")
+    return (sa.literal("[", sa.Text) + sa.type_coerce(sa.func.coalesce(joined, ""), sa.Text)
+            + sa.literal("]", sa.Text))
+
+
+def _decode(text: str) -> np.ndarray:
+    """A JSON array as a numpy array: floats when every value is a number (not a boolean),
+    else the decoded values."""
+    import numpy as np
+
+    values = np.asarray(orjson.loads(text))
+    return values.astype(float) if values.dtype.kind in "iuf" else values.astype(object)
+
+
+def _decode_scores(text: str) -> np.ndarray:
+    """The scores' JSON array as floats, null as NaN (Postgres writes a stored NaN or
+    infinity as text JSON has no word for: those are read one by one)."""
     import numpy as np
 
     try:
-        return np.asarray(values, dtype=float)
-    except ValueError:
-        return np.asarray([orjson.loads(v) for v in values], dtype=object)
+        return np.asarray(orjson.loads(text), dtype=float)
+    except orjson.JSONDecodeError:
+        return np.asarray([math.nan if v == "null" else float(v) for v in text[1:-1].split(",")],
+                          dtype=float)
 
 
 def _record(conn: Connection, name: str, metric: str, windows: list[PerformanceWindow],
