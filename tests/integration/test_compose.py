@@ -550,3 +550,76 @@ def test_a_job_started_while_the_tracking_server_is_down_fails_at_once(docker_cl
     finally:
         running.platform.compose("start", "mlflow")
         running.platform.wait_healthy(timeout=180)
+
+
+TICK_POLICY = """\
+instance: tick
+data: {path: "data/tick_{data_date}.csv", label_column: y}
+schedules:
+  batch: {cron: "*/5 * * * * *"}
+batch: {notebook: notebooks/tick.ipynb}
+triggers: {drift: false}
+"""
+
+
+@pytest.mark.integration
+@pytest.mark.docker
+def test_the_scheduler_service_fires_a_policy_job_on_the_platform_network(docker_client, running):
+    from sklearn.linear_model import LogisticRegression
+
+    from workbench import tracking
+    from workbench.naming import ModelName
+
+    project = running.project
+    for folder in ("notebooks", "policies"):
+        (project / folder).mkdir(mode=0o755, exist_ok=True)
+    job_notebook(project / "notebooks" / "tick.ipynb",
+                 'model_ref = ""\ninput_path = ""\noutput_path = ""',
+                 "import os\nprint('tick', model_ref, os.environ['MLFLOW_TRACKING_URI'])")
+    registry = Registry(running.settings)
+    X = pd.DataFrame({"a": [float(i) for i in range(40)], "b": [float(i % 3) for i in range(40)]})
+    name = ModelName("tick", "v1", "20240131")
+    run_id = tracking.start_run(registry.client, "tick", str(name), {})
+    registry.register(LogisticRegression().fit(X, X.a > 20), name, run_id=run_id, input_example=X)
+    registry.client.set_terminated(run_id)
+    registry.promote(str(name), "champion", reason="the compose scheduler's test")
+
+    policy = project / "policies" / "tick.yaml"
+    policy.write_text(TICK_POLICY)
+    policy.chmod(0o644)
+    scheduler = running.container(docker_client, "scheduler")
+    scheduler.kill(signal="SIGHUP")  # reload the policy files
+    try:
+        deadline = time.monotonic() + 180
+        finished: list[Any] = []
+        while not finished:
+            assert time.monotonic() < deadline, "no scheduled fire finished within 180 s:\n" + \
+                scheduler.logs().decode()[-3000:]
+            time.sleep(2)
+            finished = registry.client.search_runs(
+                [e.experiment_id for e in registry.client.search_experiments()],
+                filter_string="tags.`workbench.policy` = 'tick' and attributes.status = 'FINISHED'",
+                max_results=5)
+        run = finished[0]
+        # An ordinary job of the scheduler's container, tracked on the platform's network.
+        assert run.data.tags["workbench.policy.job"] == "batch"
+        assert run.data.tags["workbench.policy.trigger"] == "schedule"
+        assert run.data.tags[lineage.EXECUTOR] == "local"
+        notebooks = [a.path for a in registry.client.list_artifacts(run.info.run_id, "job")
+                     if a.path.endswith(".ipynb")]
+        assert notebooks, "the fire's output notebook is not among the run's artifacts"
+        code, out = scheduler.exec_run(["workbench", "schedule", "history", "tick.batch",
+                                        "--json"])
+        assert code == 0, out.decode()
+        entries = json.loads(out.decode()[out.decode().index("["):])
+        assert any(e["event"] == "finished" and run.info.run_id in e["run_ids"] for e in entries)
+        # The output notebook stays in the scheduler's volume, and says where it tracked.
+        code, out = scheduler.exec_run(["sh", "-c", 'ls -t "$WORKBENCH_HOME"/jobs/tick/*.ipynb'])
+        assert code == 0 and out.strip(), "no output notebook under the scheduler's WORKBENCH_HOME"
+        code, out = scheduler.exec_run(["cat", out.decode().split()[0]])
+        assert code == 0 and "http://mlflow:5000" in out.decode()
+        mounts = {m["Destination"]: m["Type"] for m in scheduler.attrs["Mounts"]}
+        assert mounts.get("/home/workbench/.workbench") == "volume"
+    finally:
+        policy.unlink()
+        scheduler.kill(signal="SIGHUP")  # the schedule goes with its policy
