@@ -291,6 +291,7 @@ def test_as_env_contents(project):
         "WORKBENCH_PROJECT_ROOT": str(root),
         "WORKBENCH_EXPERIMENT": "churn",
         "WORKBENCH_PRIMARY_METRIC": "f1",
+        "WORKBENCH_GREATER_IS_BETTER": "true",
         "WORKBENCH_DATA_DIR": str(root / "data"),
         "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "false",
         "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "false",
