@@ -42,6 +42,7 @@ from pydantic_settings import (
 )
 
 from workbench.errors import ConfigError
+from workbench.tasks import default_greater_is_better
 
 ENV_PREFIX = "WORKBENCH_"
 #: setup.cfg's section of Spark properties (``spark.executor.memory = 4g``).
@@ -223,8 +224,6 @@ class Settings(BaseSettings):
     def _direction_from_metric(cls, data: Any) -> Any:
         # Setting primary_metric = rmse alone must not leave the gate preferring larger errors.
         if isinstance(data, dict) and data.get("greater_is_better") in (None, ""):
-            from workbench.tasks import default_greater_is_better
-
             data["greater_is_better"] = default_greater_is_better(
                 str(data.get("primary_metric") or cls.model_fields["primary_metric"].default))
         return data
@@ -304,7 +303,11 @@ class Settings(BaseSettings):
             ENV_PREFIX + "PROJECT_ROOT": str(self.project_root),
             ENV_PREFIX + "EXPERIMENT": self.experiment,
             ENV_PREFIX + "PRIMARY_METRIC": self.primary_metric,
-            ENV_PREFIX + "GREATER_IS_BETTER": "true" if self.greater_is_better else "false",
+            # Only a direction the metric's name does not imply: a child given another
+            # primary metric on top of these variables then derives that one's direction.
+            **({ENV_PREFIX + "GREATER_IS_BETTER": "true" if self.greater_is_better else "false"}
+               if self.greater_is_better != default_greater_is_better(self.primary_metric)
+               else {}),
             ENV_PREFIX + "DATA_DIR": str(self.data_dir),
             **({ENV_PREFIX + "PREDICTION_STORE": self.prediction_store} if self.prediction_store else {}),
             # MLflow's client reads these itself (basic auth on the compose platform).
