@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from _serving import Server
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
 
 from workbench import tracking
 from workbench.errors import PromotionRefused
@@ -203,12 +204,15 @@ def test_labels_joined_to_served_traffic_by_request_id(settings, registry, model
     counts = json.loads(done.stdout)
     assert (counts["matched"], counts["unmatched"], counts["matched_rows"]) == (30, 2, 30)
 
-    # The server logs classes, not probabilities: roc_auc is refused in one line...
-    refused = _cli(settings, store, "monitor", "performance", instance.full_name, "--since",
-                   "1d", "--window", "day")
-    assert refused.returncode == 2
-    [line] = _errors(refused)
-    assert "logged as classes only" in line and "--metric accuracy" in line
+    # The server logs each prediction's probability with it: roc_auc on served traffic is
+    # the probabilities' roc_auc over the labelled requests...
+    done = _cli(settings, store, "monitor", "performance", instance.full_name, "--since", "1d",
+                "--window", "month", "--json")
+    assert done.returncode == 0, done.stderr
+    [window] = [w for w in json.loads(done.stdout)["windows"] if w["labelled"]]
+    assert window["labelled"] == 30
+    probability = fitted.predict_proba(frame[FEATURES])[:30, 1]
+    assert window["value"] == pytest.approx(roc_auc_score(frame.churned[:30], probability))
     # ...and accuracy is the labelled rows' share the model got right.
     done = _cli(settings, store, "monitor", "performance", instance.full_name, "--since", "1d",
                 "--window", "day", "--metric", "accuracy", "--json")

@@ -36,6 +36,10 @@ class FakeModel:
             raise ValueError("too large")
         return [x * 2 for x in batch.values["x"]]
 
+    def predict_scored(self, batch):
+        """The predictions, and a 'probability' of x / 1000 per row."""
+        return self.predict(batch), [x / 1000 for x in batch.values["x"]]
+
     def warm_up(self) -> None:
         pass
 
@@ -62,6 +66,22 @@ def test_a_merged_batch_is_split_back_in_order() -> None:
     assert model.calls == [6]
     assert [_predictions(r) for r in replies] == [[2, 4], [6], [8, 10, 12]]
     assert {r.model_name for r in replies} == {"fake_v1_20240101"}
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.records: list = []
+
+    def submit(self, record) -> None:
+        self.records.append(record)
+
+
+def test_each_request_is_logged_with_its_own_share_of_the_scores() -> None:
+    log = _Log()
+    scorer = Scorer(FakeModel(), Limits(), log, ServingMetrics())  # type: ignore[arg-type]
+    scorer.score([_prepared(scorer, 1, 2, rid="a"), _prepared(scorer, 3, rid="b")])
+    assert [(r.request_id, r.outputs, r.scores) for r in log.records] == [
+        ("a", [2, 4], [0.001, 0.002]), ("b", [6], [0.003])]
 
 
 def test_a_failing_merged_batch_is_rescored_one_by_one() -> None:

@@ -15,13 +15,15 @@ threshold, or more than a margin below a baseline (the version's training metric
 given)? ``judge`` is the same rule as a pure function.
 
 Probability metrics (``roc_auc``, ``log_loss``) need the probability the model logged: the
-``scores`` ``workbench predict --log`` writes. The server logs classes only; for its traffic a
-class metric (``accuracy``, ``f1``...) is what can be computed, and asking for ``roc_auc``
-says so in one line. A multiclass model logs its predicted class's probability, not every
-class's: its metrics are class metrics (``accuracy``, ``f1_macro``, ``balanced_accuracy``;
-``f1``/``precision``/``recall`` are macro averages there). Regression metrics (``rmse``,
-``mae``, ``mse``, ``r2``) read labels and predictions as numbers; their direction comes
-from :func:`workbench.tasks.greater_is_better` (``rmse`` and ``mae``: lower is better).
+``scores`` that ``workbench predict --log`` and the REST server (for a scikit-learn classifier)
+log with each prediction. For traffic logged without them (a model of the user's own
+``PythonModel``, records from before the server logged scores) a class metric (``accuracy``,
+``f1``...) is what can be computed, and asking for ``roc_auc`` says so in one line. A
+multiclass model logs its predicted class's probability, not every class's: its metrics are
+class metrics (``accuracy``, ``f1_macro``, ``balanced_accuracy``; ``f1``/``precision``/
+``recall`` are macro averages there). Regression metrics (``rmse``, ``mae``, ``mse``, ``r2``)
+read labels and predictions as numbers; their direction comes from
+:func:`workbench.tasks.greater_is_better` (``rmse`` and ``mae``: lower is better).
 """
 from __future__ import annotations
 
@@ -366,8 +368,8 @@ def _scores(metric: str, y_score: Sequence[float | None] | None,
         return predicted
     raise MonitoringError(
         f"{metric} needs the probability the model logged, and these predictions were logged "
-        "as classes only (the server logs classes; `workbench predict --log` logs "
-        "probabilities); use --metric accuracy (or f1), or score the data with "
+        "as classes only (a model without predict_proba, or records logged before the "
+        "server logged probabilities); use --metric accuracy (or f1), or score the data with "
         "`workbench predict --log`")
 
 

@@ -7,6 +7,7 @@ input already) and calls the underlying model directly when the flavor allows it
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,8 @@ class ServedModel:
         self.pyfunc = pyfunc
         self.metadata = metadata
         self.schema = _schema(pyfunc)
-        self._predict, self._takes_array = _fast_predict(pyfunc, self.schema)
+        self._predict, self._takes_array, estimator = _fast_predict(pyfunc, self.schema)
+        self._score = _scoring(estimator)
         self._example = _input_example(pyfunc)
 
     @classmethod
@@ -102,20 +104,42 @@ class ServedModel:
         # MLflow stores each part as a JSON string; nest them as objects.
         return {k: json.loads(v) if isinstance(v, str) else v for k, v in signature.to_dict().items()}
 
+    @property
+    def gives_scores(self) -> bool:
+        """Whether ``predict_scored`` gives a probability per row."""
+        return self._score is not None
+
     def predict(self, batch: Batch) -> list[Any]:
         """Predictions for a validated batch, as JSON-ready values."""
-        import pandas as pd
+        return self._json_ready(self._predict(self._features(batch)))
 
+    def predict_scored(self, batch: Batch) -> tuple[list[Any], list[float] | None]:
+        """Predictions for a validated batch and the probability logged with each (the
+        positive class's for a binary classifier, the predicted class's for more, as
+        ``workbench predict`` writes it; None for a model without ``predict_proba``)."""
+        features = self._features(batch)
+        if self._score is None:
+            return self._json_ready(self._predict(features)), None
+        predictions, scores = self._score(features)
+        return self._json_ready(predictions), scores.tolist()
+
+    def _features(self, batch: Batch) -> Any:
         if self._takes_array:
             import numpy as np
 
-            result = self._predict(np.array([batch.values[c] for c in batch.columns], dtype=float).T)
-        else:
-            result = self._predict(pd.DataFrame(batch.values, columns=batch.columns))
+            return np.array([batch.values[c] for c in batch.columns], dtype=float).T
+        import pandas as pd
+
+        return pd.DataFrame(batch.values, columns=batch.columns)
+
+    @staticmethod
+    def _json_ready(result: Any) -> list[Any]:
+        import pandas as pd
+
         if hasattr(result, "tolist"):
-            return result.tolist()
+            return list(result.tolist())
         if isinstance(result, pd.DataFrame):
-            return result.to_dict(orient="records")
+            return list(result.to_dict(orient="records"))
         return list(result)
 
     def warm_up(self) -> None:
@@ -192,8 +216,9 @@ def _schema(pyfunc: Any) -> list[Column] | None:
     return columns
 
 
-def _fast_predict(pyfunc: Any, schema: list[Column] | None) -> tuple[Any, bool]:
-    """The cheapest correct predict function, and whether it takes a float array.
+def _fast_predict(pyfunc: Any, schema: list[Column] | None) -> tuple[Any, bool, Any]:
+    """The cheapest correct predict function, whether it takes a float array, and the
+    scikit-learn estimator it belongs to (None when it is pyfunc's own).
 
     A plain scikit-learn estimator (no pipeline, no column transformer) fitted on numeric
     columns in signature order computes the same thing from a float array as from a
@@ -201,13 +226,13 @@ def _fast_predict(pyfunc: Any, schema: list[Column] | None) -> tuple[Any, bool]:
     gets a DataFrame: pipelines select columns by name.
     """
     if "sklearn" not in pyfunc.metadata.flavors:
-        return pyfunc.predict, False
+        return pyfunc.predict, False, None
     try:
         raw = pyfunc.get_raw_model()
     except Exception:
-        return pyfunc.predict, False
+        return pyfunc.predict, False, None
     if not hasattr(raw, "predict"):
-        return pyfunc.predict, False
+        return pyfunc.predict, False, None
     names = list(getattr(raw, "feature_names_in_", []))
     composite = any(hasattr(raw, attr) for attr in ("steps", "transformers", "estimators"))
     if (schema and not composite and names == [c.name for c in schema]
@@ -216,8 +241,36 @@ def _fast_predict(pyfunc: Any, schema: list[Column] | None) -> tuple[Any, bool]:
 
         array_model = copy.copy(raw)
         del array_model.feature_names_in_  # the names were checked here, once
-        return array_model.predict, True
-    return raw.predict, False
+        return array_model.predict, True, array_model
+    return raw.predict, False, raw
+
+
+def _scoring(estimator: Any) -> Callable[[Any], tuple[Any, Any]] | None:
+    """A function giving (predictions, the probability logged per row) in one pass, for a
+    scikit-learn classifier; None for anything else (a regressor, a pyfunc of the user's).
+
+    A pipeline's transforms (the costly part: the column transformer) run once and its final
+    step predicts and gives probabilities from their output, which is what the pipeline's own
+    ``predict`` and ``predict_proba`` would each have computed.
+    """
+    from workbench import tasks
+
+    if estimator is None or not tasks.has_probability(estimator):
+        return None
+    steps = getattr(estimator, "steps", None)
+    head = estimator[:-1] if isinstance(steps, list) and len(steps) > 1 else None
+    final = estimator[-1] if head is not None else estimator
+    if not tasks.has_probability(final):
+        return None
+    classes = getattr(final, "classes_", None)
+
+    def score(features: Any) -> tuple[Any, Any]:
+        prepared = head.transform(features) if head is not None else features
+        predictions = final.predict(prepared)
+        return predictions, tasks.predicted_class_probability(
+            final.predict_proba(prepared), classes, predictions)
+
+    return score
 
 
 def _input_example(pyfunc: Any) -> Any:

@@ -125,26 +125,28 @@ class Scorer:
         if len(group) > 1:
             merged = merge_batches([p.batch for p in group])
             try:
-                predictions = model.predict(merged)
+                predictions, scores = model.predict_scored(merged)
             except Exception:  # one request's input broke the batch: find which, alone
-                predictions = None
+                predictions, scores = None, None
             if predictions is not None and len(predictions) == merged.rows:
-                return self._succeeded(model, group, split(predictions, group))
+                return self._succeeded(model, group, split(predictions, group),
+                                       None if scores is None else split(scores, group))
         replies = []
         for prepared in group:
             try:
-                predictions = model.predict(prepared.batch)
+                predictions, scores = model.predict_scored(prepared.batch)
             except Exception as exc:
                 replies.append(self._failed(model, prepared, exc))
                 continue
-            replies.extend(self._succeeded(model, [prepared], [predictions]))
+            replies.extend(self._succeeded(model, [prepared], [predictions],
+                                           None if scores is None else [scores]))
         return replies
 
     def _succeeded(self, model: ServedModel, group: list[Prepared],
-                   outputs: list[list[Any]]) -> list[Reply]:
+                   outputs: list[list[Any]], scores: list[list[float]] | None) -> list[Reply]:
         replies = []
         now = time.perf_counter()
-        for prepared, predictions in zip(group, outputs):
+        for n, (prepared, predictions) in enumerate(zip(group, outputs)):
             reply = Reply(200, orjson.dumps({"predictions": predictions}, option=_JSON_OPTIONS),
                           model.name)
             if prepared.abandoned:
@@ -157,7 +159,7 @@ class Scorer:
                     request_id=prepared.request_id, created_at=prepared.created_at,
                     model_name=model.name, columns=prepared.batch.columns,
                     inputs=prepared.batch.values, outputs=predictions, latency_ms=latency * 1000.0,
-                ))
+                    scores=None if scores is None else scores[n]))
             replies.append(self.done(reply, prepared.started, latency))
         for listener in self.listeners:
             listener(model, group, outputs)

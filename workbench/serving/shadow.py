@@ -99,7 +99,7 @@ class ShadowScorer:
             started = time.perf_counter()
             try:
                 merged = merge_batches([p.batch for p in group])
-                predictions = model.predict(merged)
+                predictions, scores = model.predict_scored(merged)
                 if len(predictions) != merged.rows:
                     raise ValueError(f"{len(predictions)} predictions for {merged.rows} rows")
             except Exception as exc:
@@ -112,9 +112,10 @@ class ShadowScorer:
             self._outcome["scored"].inc(len(group))
             if self.prediction_log is None:
                 continue
-            for prepared, outputs in zip(group, split(predictions, group)):
+            shares = split(scores, group) if scores is not None else [None] * len(group)
+            for prepared, outputs, share in zip(group, split(predictions, group), shares):
                 self.prediction_log.submit(PredictionRecord(
                     request_id=prepared.request_id, created_at=prepared.created_at,
                     model_name=model.name, columns=prepared.batch.columns,
                     inputs=prepared.batch.values, outputs=outputs,
-                    latency_ms=per_row_ms * prepared.batch.rows, role=SHADOW))
+                    latency_ms=per_row_ms * prepared.batch.rows, role=SHADOW, scores=share))
