@@ -203,8 +203,8 @@ def _class_index(predicted: np.ndarray, classes: np.ndarray) -> np.ndarray:
     index = np.full(len(predicted), -1, dtype="int64")
     if len(classes) <= _VECTOR_CLASSES:
         try:
-            # One vectorised comparison per class: a 500,000-row batch of three classes in
-            # milliseconds, where a lookup per row takes a fifth of a second.
+            # One vectorised comparison per class rather than a Python lookup per row
+            # (500,000 rows, three classes: about 30 ms for numbers, 180 ms for text here).
             for n, value in enumerate(classes):
                 index[np.asarray(predicted == value, dtype=bool)] = n
             return index
