@@ -59,6 +59,9 @@ def test_the_held_out_rows_are_those_the_train_notebook_holds_out():
                                        random_state=42, stratify=frame["churned"])
     assert sorted(heldout_index(frame, "churned", 0.25, 42)) == sorted(X_test.index)
     assert sorted(heldout_index(frame, "churned", 0.25, 7)) != sorted(X_test.index)
+    # A regressor's notebook does not stratify (it could not on a continuous target).
+    _, X_test, _, _ = train_test_split(frame[["x"]], frame["x"], test_size=0.25, random_state=42)
+    assert sorted(heldout_index(frame, "x", 0.25, 42, stratify=False)) == sorted(X_test.index)
 
 
 def test_metrics_on_the_scored_rows():
@@ -67,8 +70,10 @@ def test_metrics_on_the_scored_rows():
     truth = pd.Series([1, 0, 0, 0])
     assert score("roc_auc", truth, scored) == pytest.approx(1.0)
     assert score("accuracy", truth, scored) == pytest.approx(0.75)
-    with pytest.raises(WorkbenchError, match="cannot compute the primary metric 'rmse'"):
-        score("rmse", truth, scored)
+    assert score("rmse", pd.Series([1.0, 0.0, 0.0, 0.0]), scored) == pytest.approx(0.5)
+    assert score("f1_macro", truth, scored) == pytest.approx(0.7333, abs=1e-4)
+    with pytest.raises(WorkbenchError, match="cannot compute the primary metric 'auc'"):
+        score("auc", truth, scored)
     with pytest.raises(WorkbenchError, match="needs probabilities"):
         score("roc_auc", truth, scored.drop(columns="probability"))
 

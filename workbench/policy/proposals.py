@@ -43,9 +43,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workbench import tasks
 from workbench.config import Settings
 from workbench.errors import (
     ModelNotFound,
+    MonitoringError,
     PromotionRefused,
     WorkbenchError,
 )
@@ -73,8 +75,6 @@ PROPOSED_BY = "workbench policy"
 CHAMPION_DECISION, CHALLENGER_DECISION, NO_DECISION, FAILED = (
     "champion", "challenger", "none", "failed")
 #: The metrics a proposal can compute on the evaluation rows, and what each reads.
-_PROBABILITY_METRICS = ("roc_auc", "log_loss")
-_LABEL_METRICS = ("accuracy", "f1", "precision", "recall")
 WEBHOOK_ATTEMPTS = 3
 WEBHOOK_BACKOFF_S = 1.0
 SIGNATURE_HEADER = "X-Workbench-Signature"
@@ -381,7 +381,8 @@ def _judge(policy: Policy, settings: Settings, registry: Registry, candidate: In
         split = split if split is not None else _split_of(instance)
         keep = keep.intersection(heldout_index(
             frame, label, float(split.get("test_size", policy.evaluation.holdout)),
-            int(split.get("seed", policy.evaluation.seed))))
+            int(split.get("seed", policy.evaluation.seed)),
+            stratify=instance.tags.get(tasks.TASK_TAG) != tasks.REGRESSION))
         left_out.append(instance.label)
     rows = frame.loc[keep]
     rows = rows[rows[label].notna()]
@@ -446,37 +447,43 @@ def _read(path: Path) -> pd.DataFrame:
     return read_table(path)
 
 
-def heldout_index(frame: pd.DataFrame, label: str, test_size: float, seed: int) -> Any:
+def heldout_index(frame: pd.DataFrame, label: str, test_size: float, seed: int, *,
+                  stratify: bool = True) -> Any:
     """The index of the rows a train notebook holds out: ``train_test_split(X, y,
-    test_size=..., random_state=seed, stratify=y)`` picks rows from the row count, the
-    labels and the seed only, so splitting the index the same way gives the same rows."""
+    test_size=..., random_state=seed, stratify=y)`` (a classifier's; a regressor's notebook
+    does not stratify) picks rows from the row count, the labels and the seed only, so
+    splitting the index the same way gives the same rows."""
     from sklearn.model_selection import train_test_split
 
     _, test = train_test_split(frame.index, test_size=test_size, random_state=seed,
-                               stratify=frame[label])
+                               stratify=frame[label] if stratify else None)
     return test
 
 
 def score(metric: str, truth: Any, scored: pd.DataFrame) -> float:
-    """``metric`` of scored rows (``prediction``, and ``probability`` where the model has one).
+    """``metric`` of scored rows (``prediction``, and ``probability`` where the model has one),
+    computed as ``workbench monitor performance`` computes it from labels (classification,
+    multiclass and regression metrics alike).
 
     Raises:
-        WorkbenchError: a metric the proposal cannot compute, or a model without
-            probabilities for a metric that needs them.
+        WorkbenchError: a metric the proposal cannot compute, a model without probabilities
+            for a metric that needs them, or rows the metric has no value for (one class).
     """
-    from sklearn import metrics
+    from workbench.monitoring.performance import PROBABILITY_METRICS, compute_metric
 
-    if metric in _PROBABILITY_METRICS:
-        if "probability" not in scored.columns:
-            raise WorkbenchError(f"{metric} needs probabilities; {scored['model_name'].iloc[0]} "
-                                 "has no predict_proba")
-        function = metrics.roc_auc_score if metric == "roc_auc" else metrics.log_loss
-        return float(function(truth, scored["probability"]))
-    if metric in _LABEL_METRICS:
-        function = getattr(metrics, f"{metric}_score")
-        return float(function(truth, scored["prediction"]))
-    raise WorkbenchError(f"a proposal cannot compute the primary metric {metric!r}; it knows "
-                         f"{', '.join(_PROBABILITY_METRICS + _LABEL_METRICS)}")
+    if metric in PROBABILITY_METRICS and "probability" not in scored.columns:
+        raise WorkbenchError(f"{metric} needs probabilities; {scored['model_name'].iloc[0]} "
+                             "has no predict_proba")
+    probability = scored["probability"].to_numpy() if "probability" in scored.columns else None
+    try:
+        value, note = compute_metric(metric, truth.to_numpy(), scored["prediction"].to_numpy(),
+                                     probability)
+    except MonitoringError as error:
+        raise WorkbenchError(f"a proposal cannot compute the primary metric {metric!r}: "
+                             f"{error}") from error
+    if value is None:
+        raise WorkbenchError(f"no {metric} on the evaluation rows: {note}")
+    return value
 
 
 def _agreement(policy: Policy, settings: Settings, registry: Registry, candidate: Instance,
