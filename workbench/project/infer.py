@@ -198,7 +198,7 @@ def _task(y: Any, target: str, task: str | None) -> Task:
     else:
         return "regression"
     if distinct < 2:
-        raise ProjectError(f"target {target!r} has a single class ({y.iloc[0]!r}); a classifier "
+        raise ProjectError(f"target {target!r} has a single class ({str(y.iloc[0])!r}); a classifier "
                            "needs at least two")
     if distinct > MAX_CLASSES:
         raise ProjectError(f"target {target!r} has {distinct} classes (at most {MAX_CLASSES}); "
