@@ -418,17 +418,25 @@ def models_show(ref: str) -> None:
 @click.argument("refs", nargs=-1, required=True)
 @click.option("--metric", help="metric to sort by (default: the primary metric)")
 def models_compare(refs: tuple[str, ...], metric: str | None) -> None:
-    """Compare instances, best first: one registered model name, or several references."""
+    """Compare instances, best first: one registered model name, or several references.
+
+    Best is in the metric's direction: rmse, mae, log_loss lowest first (the
+    greater_is_better setting for the primary metric); its column header says which.
+    """
+    from workbench import tasks
+
     registry = _registry()
     target: str | list[str] = refs[0] if len(refs) == 1 and "_" not in refs[0] and ":" not in refs[0] \
         and "@" not in refs[0] else list(refs)
     ranked = registry.compare(target, metric)
-    metric = metric or registry.settings.primary_metric
+    metric = metric or tasks.primary_metric(registry.settings, ranked)
+    greater = tasks.greater_is_better(metric, registry.settings, ranked)
     names = sorted({m for i in ranked for m in i.metrics if not m.startswith("training_")})[:6]
     if metric not in names:
         names = [metric, *names][:6]
+    headers = [f"{m} ({tasks.direction_word(greater)})" if m == metric else m for m in names]
     click.echo(_table(
-        ["rank", "name", *names, "aliases"],
+        ["rank", "name", *headers, "aliases"],
         [[n + 1, i.label, *(_metric(i.metrics.get(m)) for m in names), ",".join(i.promotion_aliases)]
          for n, i in enumerate(ranked)],
     ))

@@ -42,6 +42,7 @@ from pydantic_settings import (
 )
 
 from workbench.errors import ConfigError
+from workbench.tasks import default_greater_is_better
 
 ENV_PREFIX = "WORKBENCH_"
 #: setup.cfg's section of Spark properties (``spark.executor.memory = 4g``).
@@ -92,7 +93,9 @@ class Settings(BaseSettings):
             ``MLFLOW_TRACKING_PASSWORD``.
         experiment: MLflow experiment used when a run names none.
         primary_metric: the metric ``compare`` sorts by and promotion gates use.
-        greater_is_better: direction of ``primary_metric``.
+        greater_is_better: direction of ``primary_metric``; when unset, its name decides
+            (``rmse``, ``mae``, ``log_loss``... lower is better, see
+            :func:`workbench.tasks.default_greater_is_better`; anything else higher).
         promotion_gates: the checks ``promote`` makes before it moves an alias, comma
             separated: ``metric`` (a new champion is not worse than the current one on
             ``primary_metric``) and ``drift`` (the candidate's last drift check did not find
@@ -228,6 +231,15 @@ class Settings(BaseSettings):
                 data[name] = path if path.is_absolute() else root / path
         return data
 
+    @model_validator(mode="before")
+    @classmethod
+    def _direction_from_metric(cls, data: Any) -> Any:
+        # Setting primary_metric = rmse alone must not leave the gate preferring larger errors.
+        if isinstance(data, dict) and data.get("greater_is_better") in (None, ""):
+            data["greater_is_better"] = default_greater_is_better(
+                str(data.get("primary_metric") or cls.model_fields["primary_metric"].default))
+        return data
+
     @model_validator(mode="after")
     def _default_tracking_uri(self) -> Settings:
         if not self.tracking_uri:
@@ -303,6 +315,11 @@ class Settings(BaseSettings):
             ENV_PREFIX + "PROJECT_ROOT": str(self.project_root),
             ENV_PREFIX + "EXPERIMENT": self.experiment,
             ENV_PREFIX + "PRIMARY_METRIC": self.primary_metric,
+            # Only a direction the metric's name does not imply: a child given another
+            # primary metric on top of these variables then derives that one's direction.
+            **({ENV_PREFIX + "GREATER_IS_BETTER": "true" if self.greater_is_better else "false"}
+               if self.greater_is_better != default_greater_is_better(self.primary_metric)
+               else {}),
             ENV_PREFIX + "DATA_DIR": str(self.data_dir),
             **({ENV_PREFIX + "PREDICTION_STORE": self.prediction_store} if self.prediction_store else {}),
             # MLflow's client reads these itself (basic auth on the compose platform).

@@ -4,6 +4,11 @@ The output is the input plus ``prediction`` (and ``probability`` for classifiers
 have one), ``model_name`` and ``scored_at`` columns, so every scored row says which
 instance scored it and when. The batch notebook calls ``predict_file``.
 
+``probability`` (see :func:`workbench.tasks.probability`): a binary classifier's positive
+class's probability (the last of its sorted classes: what ``roc_auc`` on logged predictions
+needs); for more than two classes the probability of the class in ``prediction`` (the
+model's confidence in it); a regressor has no ``probability`` column.
+
 With ``log=True`` the scored rows also go to the prediction store (all input columns, so an
 id column such as ``customer_id`` is there for ``workbench monitor labels`` to join ground
 truth on; the prediction and the probability), through the same ``PredictionLog`` the server
@@ -23,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workbench import tasks
 from workbench.config import Settings
 from workbench.engines.local import (
     DEFAULT_BATCH_ROWS,
@@ -82,11 +88,12 @@ class ModelScorer:
     @property
     def has_probability(self) -> bool:
         """Whether the scored table gets a ``probability`` column."""
-        return self._raw is not None and hasattr(self._raw, "predict_proba")
+        return tasks.has_probability(self._raw)
 
     def outputs(self, frame: pd.DataFrame) -> tuple[Any, Any]:
-        """The predictions on ``frame`` and the probability of the last class (None when
-        the model has no ``predict_proba``).
+        """The predictions on ``frame`` and their probability (see
+        :func:`workbench.tasks.probability`: the positive class's for two classes, the
+        predicted class's for more; None when the model has no ``predict_proba``).
 
         Raises:
             WorkbenchError: columns the model needs are missing from ``frame``, hold values
@@ -107,8 +114,7 @@ class ModelScorer:
 
         try:
             predictions = self.pyfunc.predict(features)
-            probability = (self._raw.predict_proba(features)[:, -1] if self.has_probability
-                           else None)
+            probability = tasks.probability(self._raw, features, predictions)
         except (MlflowException, ValueError, TypeError, KeyError) as error:
             # The signature's enforcement (MlflowException) or the model itself (an unseen
             # category, a wrong dtype) refused these rows: bad input, said in one line.

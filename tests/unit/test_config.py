@@ -296,6 +296,11 @@ def test_as_env_contents(project):
         "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "false",
     }
     assert all(isinstance(v, str) for v in env.values())
+    # A direction the metric's name does not imply travels too; the implied one is derived.
+    assert s.replace(greater_is_better=False).as_env()["WORKBENCH_GREATER_IS_BETTER"] == "false"
+    rmse = Settings.from_env(environ={"WORKBENCH_PRIMARY_METRIC": "rmse"}, cwd=project)
+    assert "WORKBENCH_GREATER_IS_BETTER" not in rmse.as_env()
+    assert Settings.from_env(environ=rmse.as_env(), cwd=project).greater_is_better is False
     store = s.replace(prediction_store="postgresql+psycopg2://u:p@db/predictions").as_env()
     assert store["WORKBENCH_PREDICTION_STORE"] == "postgresql+psycopg2://u:p@db/predictions"
     on_network = s.replace(container_tracking_uri="http://mlflow:5000").container_env()

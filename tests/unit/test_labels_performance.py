@@ -71,6 +71,24 @@ def test_metrics_from_labels_predictions_and_scores() -> None:
         compute_metric("auc", truth, predicted)
 
 
+def test_multiclass_and_regression_metrics_and_their_directions(tmp_path: Path) -> None:
+    from workbench.monitoring.performance import direction
+
+    truth, predicted = ["a", "b", "c", "c"], ["a", "b", "b", "c"]
+    assert compute_metric("accuracy", truth, predicted) == (0.75, None)
+    f1_macro, _ = compute_metric("f1_macro", truth, predicted)
+    assert f1_macro == pytest.approx((1 + 2 / 3 + 2 / 3) / 3)
+    # One logged probability per row (the predicted class's) cannot rank three classes.
+    for metric in ("roc_auc", "log_loss"):
+        with pytest.raises(MonitoringError, match=f"^{metric} needs every class's probability"):
+            compute_metric(metric, truth, predicted, [0.9, 0.8, 0.5, 0.7])
+    assert compute_metric("mae", [1.0, 3.0], [2.0, 5.0]) == (1.5, None)
+    auc_project = Settings.from_env(environ={}, cwd=tmp_path)
+    rmse_project = Settings.from_env(environ={}, cwd=tmp_path, primary_metric="rmse")
+    assert direction("rmse", auc_project) is False and direction("mae", rmse_project) is False
+    assert direction("rmse", rmse_project) is False and direction("f1_macro", rmse_project)
+
+
 def test_the_rule_fires_below_the_threshold_or_beyond_the_margin() -> None:
     rule = {"metric": "roc_auc", "greater_is_better": True}
     assert judge(0.70, threshold=0.75, **rule) == (

@@ -245,3 +245,31 @@ def test_run_browser_filters_by_text_and_status(registry, monkeypatch, tmp_path)
     browser.filter_text = ""
     browser.status_dropdown.value = "FINISHED"
     assert [r.run_id for r in browser.visible] == ["a1"]
+
+
+def test_a_regression_board_ranks_lower_errors_first_from_a_roc_auc_project(tmp_path):
+    from workbench import tasks
+
+    recorded = {tasks.PRIMARY_METRIC_TAG: "rmse", tasks.GREATER_IS_BETTER_TAG: "false"}
+
+    def version(number: int, rmse: float, aliases: tuple[str, ...] = ()) -> Instance:
+        return Instance(registered_model="price", number=number,
+                        full_name=f"price_v{number}_20240131", model_version=f"v{number}",
+                        data_date="20240131", run_id=f"run{number}", source="", aliases=aliases,
+                        tags=recorded, metrics={"rmse": rmse, "r2": 1 - rmse / 100})
+
+    # The board's project has the default primary metric (roc_auc): the versions say rmse.
+    settings = Settings.from_env(environ={}, cwd=tmp_path)
+    registry = FakeRegistry(settings, [version(1, 50.0, ("champion",)), version(2, 45.0),
+                                       version(3, 60.0)])
+    board = ModelBoard("price", registry=registry)
+    assert board.sort_by == "rmse" and not board.descending
+    assert [i.number for i in board.rows] == [2, 1, 3]
+    assert "rmse &darr;" in board.grid.children[4].value and "lower is better" in \
+        board.grid.children[4].value
+    board.sort_by = "r2"  # a score: best first is largest first
+    assert board.descending and [i.number for i in board.rows] == [2, 1, 3]
+    board.selected = [2]
+    # 45 against the champion's 50: lower, so better (green), on both metrics.
+    assert '<span style="color:#2e7d32">-5.0000</span>' in board.comparison.value
+    assert '<span style="color:#2e7d32">+0.0500</span>' in board.comparison.value

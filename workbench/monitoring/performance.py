@@ -17,7 +17,11 @@ given)? ``judge`` is the same rule as a pure function.
 Probability metrics (``roc_auc``, ``log_loss``) need the probability the model logged: the
 ``scores`` ``workbench predict --log`` writes. The server logs classes only; for its traffic a
 class metric (``accuracy``, ``f1``...) is what can be computed, and asking for ``roc_auc``
-says so in one line.
+says so in one line. A multiclass model logs its predicted class's probability, not every
+class's: its metrics are class metrics (``accuracy``, ``f1_macro``, ``balanced_accuracy``;
+``f1``/``precision``/``recall`` are macro averages there). Regression metrics (``rmse``,
+``mae``, ``mse``, ``r2``) read labels and predictions as numbers; their direction comes
+from :func:`workbench.tasks.greater_is_better` (``rmse`` and ``mae``: lower is better).
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from workbench import tasks
 from workbench.config import Settings
 from workbench.errors import MonitoringError, NoCurrentData, WorkbenchError
 from workbench.promotion import (
@@ -48,10 +53,9 @@ if TYPE_CHECKING:
 
 WINDOWS = ("day", "week", "month")
 PROBABILITY_METRICS = ("roc_auc", "log_loss")
-CLASS_METRICS = ("accuracy", "balanced_accuracy", "f1", "precision", "recall")
+CLASS_METRICS = ("accuracy", "balanced_accuracy", "f1", "f1_macro", "precision", "recall")
 REGRESSION_METRICS = ("rmse", "mse", "mae", "r2")
 METRICS = PROBABILITY_METRICS + CLASS_METRICS + REGRESSION_METRICS
-LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mse", "mae"})
 PERFORMANCE = "performance"
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
@@ -189,10 +193,9 @@ def judge(value: float | None, *, metric: str, greater_is_better: bool,
 
 
 def direction(metric: str, settings: Settings) -> bool:
-    """Whether greater is better for ``metric``: the settings say so for the primary metric."""
-    if metric == settings.primary_metric:
-        return settings.greater_is_better
-    return metric not in LOWER_IS_BETTER
+    """Whether greater is better for ``metric``: the settings say so for the primary metric,
+    its name for the others (``rmse``, ``mae``, ``log_loss`` are lower-is-better)."""
+    return tasks.greater_is_better(metric, settings)
 
 
 # -- windows -----------------------------------------------------------------------------------
@@ -287,21 +290,34 @@ def compute_metric(metric: str, y_true: Sequence[Any], y_pred: Sequence[Any],
             if len(present) < 2:
                 return None, f"roc_auc needs both classes among the labels (only {present[0]!r})"
             if len(present) > 2:
-                raise MonitoringError(f"roc_auc from one logged probability needs two classes; "
-                                      f"the labels hold {len(present)}; use accuracy or f1")
+                raise _multiclass(metric, len(present))
             return float(m.roc_auc_score(truth_a == present[-1], scores)), None
-        positive = _classes(np.concatenate([truth_a, predicted_a]))[-1]
+        classes = _classes(np.concatenate([truth_a, predicted_a]))
+        if len(classes) > 2:
+            raise _multiclass(metric, len(classes))
+        positive = classes[-1]
         return float(m.log_loss(truth_a == positive, scores, labels=[False, True])), None
     if metric == "accuracy":
         return float(m.accuracy_score(truth_a, predicted_a)), None
     if metric == "balanced_accuracy":
         return float(m.balanced_accuracy_score(truth_a, predicted_a)), None
+    if metric == "f1_macro":
+        return float(m.f1_score(truth_a, predicted_a, average="macro", zero_division=0.0)), None
     scorer = {"f1": m.f1_score, "precision": m.precision_score, "recall": m.recall_score}[metric]
     classes = _classes(np.concatenate([truth_a, predicted_a]))
     if len(classes) <= 2:
         return float(scorer(truth_a, predicted_a, pos_label=classes[-1], average="binary",
                             zero_division=0.0)), None
     return float(scorer(truth_a, predicted_a, average="macro", zero_division=0.0)), None
+
+
+def _multiclass(metric: str, classes: int) -> MonitoringError:
+    # A multiclass model logs one probability per row, its predicted class's: the other
+    # classes' probabilities, which roc_auc and log_loss need, are not there.
+    return MonitoringError(
+        f"{metric} needs every class's probability, and {classes} classes were logged with "
+        "one probability each (the predicted class's); use accuracy, f1_macro or "
+        "balanced_accuracy for a multiclass model")
 
 
 def _comparable(truth: Sequence[Any], predicted: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench import client as tracking_client
-from workbench import lineage
+from workbench import lineage, tasks
 from workbench._version import __version__
 from workbench.config import Settings
 from workbench.errors import (
@@ -121,7 +121,9 @@ class Registry:
         """Log ``model`` under ``run_id`` and register it as the instance ``name``.
 
         The signature is inferred from ``input_example`` (and the model's predictions on it).
-        So is the reference profile drift checks compare with (``reference_profile.json``
+        The version is tagged with the model's task and the primary metric's direction in
+        this project (see :func:`task_tags`). So is the reference profile drift checks
+        compare with (``reference_profile.json``
         among the model's files, named by the model version tag ``workbench.profile``); a
         frame that cannot be profiled only costs the profile, with a warning. The model file
         is skops where it can be, cloudpickle otherwise (tag ``workbench.serialization``).
@@ -168,7 +170,8 @@ class Registry:
         with self._calling(f"registering {full}"):
             self._log_model_output(run_id, logged.model_id)
             self._ensure_registered_model(name.instance)
-            version_tags = {**tags, SERIALIZATION_TAG: saved.serialization}
+            version_tags = {**tags, SERIALIZATION_TAG: saved.serialization,
+                            **task_tags(model, self.settings)}
             if profiled:
                 version_tags[PROFILE_TAG] = model_io.profile_file()
             version = self.client.create_model_version(
@@ -387,18 +390,20 @@ class Registry:
         """Instances sorted best first by ``metric`` (the primary metric by default).
 
         ``refs`` is a registered model name (all its instances) or a list of references.
-        Instances without the metric (or with NaN) sort last.
+        Instances without the metric (or with NaN) sort last. Best is in the metric's
+        direction (:func:`workbench.tasks.greater_is_better`: the settings for their primary
+        metric, else what the versions recorded, else the name: ``rmse`` lowest first).
 
         Raises:
             ModelNotFound, InvalidModelName: a reference points at nothing or is malformed.
             TrackingError: the tracking server failed or cannot be reached.
         """
-        metric = metric or self.settings.primary_metric
         if isinstance(refs, str):
             instances = self.list_instances(refs)
         else:
             instances = [self.resolve(r) for r in refs]
-        sign = -1.0 if self.settings.greater_is_better else 1.0
+        metric = metric or tasks.primary_metric(self.settings, instances)
+        sign = -1.0 if tasks.greater_is_better(metric, self.settings, instances) else 1.0
 
         def key(i: Instance) -> tuple[bool, float, int]:
             value = i.metrics.get(metric)
@@ -591,6 +596,19 @@ class Registry:
         from workbench.tracking import run_ui_url
 
         return run_ui_url(self.settings, instance.experiment_id, instance.run_id)
+
+
+def task_tags(model: Any, settings: Settings) -> dict[str, str]:
+    """The tags that say what a version predicts and which way its primary metric points:
+    ``workbench.task`` (when it can be told), ``workbench.primary_metric`` and
+    ``workbench.greater_is_better``, so a board in a project with another setting still
+    orders its versions right (see :mod:`workbench.tasks`)."""
+    task = tasks.model_task(model)
+    return {
+        **({tasks.TASK_TAG: task} if task else {}),
+        tasks.PRIMARY_METRIC_TAG: settings.primary_metric,
+        tasks.GREATER_IS_BETTER_TAG: "true" if settings.greater_is_better else "false",
+    }
 
 
 def _instance(version: ModelVersion, run: Any | None) -> Instance:

@@ -14,7 +14,7 @@ from typing import Any
 import ipywidgets as widgets
 import traitlets
 
-from workbench import lineage
+from workbench import lineage, tasks
 from workbench.config import Settings
 from workbench.errors import PromotionRefused, WorkbenchError
 from workbench.naming import PROMOTION_ALIASES
@@ -60,9 +60,9 @@ class ModelBoard(widgets.VBox):
         focus = _focus(instance, self.registry)
         self.registered_model = focus.registered_model if focus else str(instance)
         self._build()
-        self.descending = self.registry.settings.greater_is_better
         self.refresh()
-        self.sort_by = self.registry.settings.primary_metric
+        self.sort_by = self._primary
+        self.descending = self._greater(self._primary)
         # Linked once the dropdown has options: a link copies the value across at once.
         widgets.link((self, "sort_by"), (self.sort_dropdown, "value"))
         widgets.link((self, "descending"), (self.descending_box, "value"))
@@ -137,12 +137,14 @@ class ModelBoard(widgets.VBox):
         self.instances = self.registry.list_instances(self.registered_model)
         numbers = {i.number for i in self.instances}
         self.checkboxes = {i.number: self._checkbox(i.number) for i in self.instances}
-        settings = self.registry.settings
-        metrics = key_metrics((i.metrics for i in self.instances), settings.primary_metric)
+        # A regression model seen from a project whose primary metric is roc_auc ranks by
+        # the metric its own registrations recorded (rmse), in that metric's direction.
+        self._primary = tasks.primary_metric(self.registry.settings, self.instances)
+        metrics = key_metrics((i.metrics for i in self.instances), self._primary)
         self._metric_columns = metrics
         self.sort_dropdown.options = [*metrics, VERSION_SORT]
         if self.sort_by not in self.sort_dropdown.options:
-            self.sort_by = settings.primary_metric
+            self.sort_by = self._primary
         champion, challenger = (self.holder(a) for a in PROMOTION_ALIASES)
         self.title.value = (
             f"<b>{esc(self.registered_model)}</b>: {len(self.instances)} instance(s); "
@@ -158,6 +160,10 @@ class ModelBoard(widgets.VBox):
     def holder(self, alias: str) -> Instance | None:
         """The instance ``alias`` points at, as of the last refresh."""
         return next((i for i in self.instances if alias in i.aliases), None)
+
+    def _greater(self, metric: str) -> bool:
+        """Whether greater is better for ``metric`` (see :func:`workbench.tasks.greater_is_better`)."""
+        return tasks.greater_is_better(metric, self.registry.settings, self.instances)
 
     def by_number(self, number: int) -> Instance:
         return next(i for i in self.instances if i.number == number)
@@ -186,12 +192,23 @@ class ModelBoard(widgets.VBox):
         metrics = self._metric_columns
         headers = ["", "instance", "MLflow", "data_date", *metrics,
                    "aliases", "drift", "created by"]
-        cells: list[widgets.Widget] = [widgets.HTML(f"<b>{esc(h)}</b>") for h in headers]
+        cells: list[widgets.Widget] = [widgets.HTML(self._header(h, h in metrics))
+                                       for h in headers]
         for instance in self.rows:
             cells.append(self.checkboxes[instance.number])
             cells.extend(widgets.HTML(value) for value in self._row(instance, metrics))
         self.grid.layout.grid_template_columns = "28px " + " ".join(["auto"] * (len(headers) - 1))
         self.grid.children = cells
+
+    def _header(self, name: str, metric: bool) -> str:
+        """A column header in bold; a metric's says which way is better."""
+        return f"<b>{self._metric_label(name) if metric else esc(name)}</b>"
+
+    def _metric_label(self, metric: str) -> str:
+        """``rmse ↓`` (lower is better, also as a tooltip) or ``roc_auc ↑``."""
+        greater = self._greater(metric)
+        return (f'<span title="{tasks.direction_word(greater)}">{esc(metric)} '
+                f'{"&uarr;" if greater else "&darr;"}</span>')
 
     def _row(self, instance: Instance, metrics: list[str]) -> list[str]:
         checked = instance.tags.get(DRIFT_CHECKED_AT_TAG, "")
@@ -234,6 +251,13 @@ class ModelBoard(widgets.VBox):
         if self.pending and not one:
             self.cancel()
 
+    @traitlets.observe("sort_by")
+    def _on_sort_metric(self, change: dict[str, Any]) -> None:
+        # Best first whatever the metric: rmse ascending, roc_auc descending. The version
+        # order keeps the direction the user chose.
+        if change["new"] and change["new"] != VERSION_SORT:
+            self.descending = self._greater(change["new"])
+
     @traitlets.observe("sort_by", "descending")
     def _on_sort(self, change: dict[str, Any]) -> None:
         if self.instances:
@@ -242,7 +266,6 @@ class ModelBoard(widgets.VBox):
     def _comparison_html(self) -> str:
         if not self.selected:
             return "<i>Select instances to compare them with the champion.</i>"
-        settings = self.registry.settings
         champion = self.holder("champion")
         chosen = [self.by_number(n) for n in self.selected]
         others = [i for i in chosen if champion is None or i.number != champion.number]
@@ -253,14 +276,16 @@ class ModelBoard(widgets.VBox):
         else:
             note = ""
         columns = [champion, *others] if champion else others
-        names = key_metrics((i.metrics for i in columns), settings.primary_metric, most=12)
+        names = key_metrics((i.metrics for i in columns), self._primary, most=12)
         rows = []
         for metric in names:
             base = champion.metrics.get(metric) if champion else None
-            row = [esc(metric)] + [number(i.metrics.get(metric)) for i in columns]
+            greater = self._greater(metric)
+            row = [self._metric_label(metric)]
+            row += [number(i.metrics.get(metric)) for i in columns]
             if champion:
-                row += [_delta(i.metrics.get(metric), base, metric == settings.primary_metric,
-                               settings.greater_is_better) for i in others]
+                directed = metric == self._primary or tasks.direction_known(metric)
+                row += [_delta(i.metrics.get(metric), base, directed, greater) for i in others]
             rows.append(row)
         headers = (["metric"] + [("champion " if champion and i is champion else "") + i.label
                                  for i in columns]
