@@ -1092,7 +1092,7 @@ def _columns(text: str | None) -> list[str] | None:
               "(default: inferred)")
 @click.option("--categorical", metavar="COLS", help="categorical feature columns, comma "
               "separated (default: inferred)")
-@click.option("--metric", help="primary metric (default: roc_auc for two classes, f1 for more, "
+@click.option("--metric", help="primary metric (default: roc_auc for two classes, f1_macro for more, "
               "rmse for regression)")
 @click.option("--data-date", help="the data's cut-off, YYYYMMDD (default: today)")
 def new(path: Path, instance: str, data: Path | None, target: str | None, task: str | None,

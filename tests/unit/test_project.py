@@ -62,7 +62,7 @@ def customers(rows: int = 60) -> pd.DataFrame:
 def test_wine_is_three_class_classification_on_f1_with_every_column_numeric():
     plan = infer_plan(wine(), "target")
     assert (plan.task, plan.classes, plan.primary_metric, plan.greater_is_better) == (
-        "classification", 3, "f1", True)
+        "classification", 3, "f1_macro", True)
     assert len(plan.numeric) == 13 and plan.categorical == () and "target" not in plan.features
 
 
@@ -94,6 +94,7 @@ def test_overrides_win_over_inference():
     (diabetes(), "target", {"task": "classification"}, "use --task regression"),
     (customers(), "country", {}, "single class"),
     (wine(), "target", {"metric": "rmse"}, "metric 'rmse' is not one a classification"),
+    (wine(), "target", {"metric": "roc_auc"}, "cannot be the primary metric of 3 classes"),
     (wine(), "target", {"numeric": ["colour"]}, "feature column 'colour' is not in the data"),
     (customers(), "churned", {"numeric": ["plan"]}, "not numbers"),
     (pd.DataFrame({"t": [None, None], "x": [1, 2]}), "t", {}, "no values"),
@@ -190,7 +191,7 @@ def test_new_project_from_a_file_has_the_layout_settings_policy_and_a_first_comm
     # The project's settings: its primary metric and direction, read as the workbench reads them.
     project = Settings.from_env(environ={}, cwd=root / "notebooks")
     assert (project.project_root, project.primary_metric, project.greater_is_better,
-            project.experiment) == (root, "f1", True, "wine")
+            project.experiment) == (root, "f1_macro", True, "wine")
     # The policy checks as `workbench policy check` checks it.
     policy, problems = check_policy_file(root / "policies/wine.yaml", root)
     assert problems == [] and policy is not None and policy.data.label_column == "target"

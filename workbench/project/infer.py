@@ -15,19 +15,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 from workbench.errors import ProjectError
+from workbench.tasks import default_greater_is_better
 
 Task = Literal["classification", "regression"]
 TASKS: tuple[Task, ...] = ("classification", "regression")
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
-#: Metrics the rendered project's evaluation logs, per task, with their direction
-#: (``True``: greater is better). ``f1`` is the positive class's for two classes, the macro
-#: average for more (as ``workbench monitor performance`` computes it).
-METRICS: dict[Task, dict[str, bool]] = {
-    "classification": {"roc_auc": True, "accuracy": True, "balanced_accuracy": True, "f1": True,
-                       "log_loss": False},
-    "regression": {"rmse": False, "mae": False, "r2": True},
+#: Metrics the rendered project's evaluation logs, per task (directions: workbench.tasks).
+#: ``f1`` is the positive class's and is logged for two classes only; ``f1_macro`` always.
+METRICS: dict[Task, tuple[str, ...]] = {
+    "classification": ("roc_auc", "accuracy", "balanced_accuracy", "f1", "f1_macro", "log_loss"),
+    "regression": ("rmse", "mae", "r2"),
 }
+#: Metrics that need the probability of every class: served and batch predictions of a model
+#: with more than two classes carry one probability per row, so these cannot judge it later.
+_BINARY_ONLY = ("roc_auc", "log_loss", "f1")
 #: A numeric target with at most this many distinct whole values is read as classes.
 MAX_CLASSES_INFERRED = 20
 #: A classification target may have at most this many classes.
@@ -121,7 +123,7 @@ def infer_plan(frame: Any, target: str, task: str | None = None,
             regression target).
         numeric: the numeric feature columns; inferred from the remaining columns when None.
         categorical: the categorical feature columns; likewise.
-        metric: the primary metric; by default ``roc_auc`` for two classes, ``f1`` (macro)
+        metric: the primary metric; by default ``roc_auc`` for two classes, ``f1_macro``
             for more, ``rmse`` for regression.
 
     Raises:
@@ -171,9 +173,13 @@ def infer_plan(frame: Any, target: str, task: str | None = None,
     if primary not in METRICS[chosen]:
         raise ProjectError(f"metric {primary!r} is not one a {chosen} project logs; choose from "
                            f"{', '.join(METRICS[chosen])}")
+    if classes is not None and classes > 2 and primary in _BINARY_ONLY:
+        raise ProjectError(f"metric {primary!r} cannot be the primary metric of {classes} "
+                           "classes (predictions carry one probability per row); choose "
+                           "f1_macro, accuracy or balanced_accuracy")
     return ColumnPlan(target=target, task=chosen, numeric=tuple(found_numeric),
                       categorical=tuple(found_categorical), ignored=ignored, classes=classes,
-                      primary_metric=primary, greater_is_better=METRICS[chosen][primary],
+                      primary_metric=primary, greater_is_better=default_greater_is_better(primary),
                       rows=len(frame))
 
 
@@ -238,7 +244,7 @@ def _is_number(column: Any) -> bool:
 def _default_metric(task: Task, classes: int | None) -> str:
     if task == "regression":
         return "rmse"
-    return "roc_auc" if classes == 2 else "f1"
+    return "roc_auc" if classes == 2 else "f1_macro"
 
 
 def _listing(names: Sequence[str], most: int = 12) -> str:
