@@ -28,7 +28,7 @@ from typing import Any
 
 from workbench._version import __version__
 from workbench.config import Settings
-from workbench.errors import ProjectError
+from workbench.errors import InvalidModelName, ProjectError
 from workbench.naming import check_instance, format_data_date
 from workbench.project.infer import ColumnPlan, infer_plan, read_table
 
@@ -116,13 +116,16 @@ def new_project(path: Path, instance: str, settings: Settings, *, data: Path | N
         progress: receives a line per step.
 
     Raises:
-        InvalidModelName: ``instance`` breaks the naming rules.
-        ProjectError: ``path`` is a file or a folder that is not empty; ``data`` without
+        ProjectError: ``instance`` breaks the naming rules or ``data_date`` is no date;
+            ``path`` is a file or a folder that is not empty; ``data`` without
             ``target`` or the reverse; the data cannot be read, has no such target, or the
             task does not fit it; git is missing; copier or git fail (nothing is left).
     """
-    check_instance(instance)
-    date = format_data_date(data_date or dt.date.today())
+    try:
+        check_instance(instance)
+        date = format_data_date(data_date or dt.date.today())
+    except InvalidModelName as exc:  # bad input like the others: exit status 2
+        raise ProjectError(str(exc)) from None
     path = Path(path).expanduser().absolute()
     if path.is_file() or (path.is_dir() and any(path.iterdir())):
         raise ProjectError(f"{path} exists and is not empty; choose a new folder (workbench new "
