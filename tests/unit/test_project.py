@@ -287,3 +287,19 @@ def test_update_refuses_uncommitted_changes_and_foreign_folders(tmp_path, settin
     assert (made.path / "README.md").read_text() == "mine, not committed\n"
     with pytest.raises(ProjectError, match="not made by `workbench new`"):
         update_project(tmp_path / "here", settings)
+
+
+def test_cli_update_lists_conflicts_and_exits_1(tmp_path, settings, monkeypatch, capsys):
+    (tmp_path / "empty-before").mkdir()
+    made = new_project(tmp_path / "empty-before", "p", settings)  # an empty folder is fine
+    readme = made.path / "README.md"
+    readme.write_text(readme.read_text().replace("## The cycle", "## Our cycle"))
+    git(made.path, "commit", "-qam", "our title")
+    changed_template(tmp_path, monkeypatch)
+    monkeypatch.chdir(made.path)
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["template", "update"])
+    out = capsys.readouterr().out.splitlines()
+    assert exited.value.code == 1
+    assert out[0].endswith("template v1 -> v2; 3 file(s) changed, not committed (review with git diff)")
+    assert out[1:] == ["conflict: README.md (resolve the <<<<<<< / >>>>>>> markers)"]
