@@ -109,6 +109,50 @@ def test_spark_scores_like_the_local_engine_row_for_row(spark, settings, registr
         "spark.master").startswith("local")
 
 
+@pytest.fixture(scope="module")
+def wine_and_diabetes(registry, tmp_path_factory):
+    """A multiclass classifier with text classes and a regressor, with their test rows."""
+    from sklearn.datasets import load_diabetes, load_wine
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    wine = load_wine(as_frame=True)
+    labels = wine.target.map(dict(enumerate(wine.target_names))).astype(str)
+    diabetes = load_diabetes(as_frame=True)
+    models = {
+        "wine": (make_pipeline(StandardScaler(), LogisticRegression(C=0.05)), wine.data, labels),
+        "diabetes": (make_pipeline(StandardScaler(), Ridge()), diabetes.data, diabetes.target),
+    }
+    out = {}
+    for kind, (model, X, y) in models.items():
+        instance = _register(registry, ModelName(f"spark{kind}", "v1", "20240131"),
+                             model.fit(X, y), X)
+        out[kind] = (instance, _parts(X, tmp_path_factory.mktemp(kind), 2))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["wine", "diabetes"])
+def test_multiclass_and_regression_score_on_spark_like_the_local_engine(
+        spark, settings, registry, wine_and_diabetes, kind, tmp_path):
+    instance, data = wine_and_diabetes[kind]
+    local = predict_file(instance, data, tmp_path / "local.parquet", settings, registry)
+    on_spark = predict_spark(instance, data, tmp_path / "spark", settings, registry, spark=spark)
+    a = pd.read_parquet(local.output)
+    b = pd.read_parquet(on_spark.output)
+    key = [c for c in a.columns if c not in ("prediction", "probability", "model_name",
+                                             "scored_at")]  # the features identify the rows
+    a, b = (f.sort_values(key, ignore_index=True) for f in (a, b))
+    assert list(b.columns) == list(a.columns)
+    if kind == "wine":  # the predicted class's probability, the same helper on both engines
+        assert (b.prediction.to_numpy() == a.prediction.to_numpy()).all()
+        np.testing.assert_allclose(b.probability.to_numpy(), a.probability.to_numpy(), rtol=1e-12)
+        assert (a.probability >= 1 / 3).all()
+    else:  # a regressor: numbers, no probability column
+        assert "probability" not in a.columns
+        np.testing.assert_allclose(b.prediction.to_numpy(), a.prediction.to_numpy(), rtol=1e-12)
+
+
 def test_rows_are_scored_in_several_python_worker_processes(spark, settings, registry,
                                                             who_scored, tmp_path):
     frame = pd.DataFrame({"a": np.linspace(0, 1, 4000), "b": np.linspace(1, 2, 4000)})
