@@ -1113,7 +1113,8 @@ def new(path: Path, instance: str, data: Path | None, target: str | None, task: 
          f"{made.data_file.relative_to(made.path)}; template {made.template_version}; "
          f"first commit {made.commit[:8]}")
     _say(f"next: cd {path} && workbench run notebooks/train.ipynb   (trains "
-         f"{made.instance}_v1_{made.data_file.stem.rsplit('_', 1)[-1]})")
+         f"{made.instance}_v1_{made.data_date}; the tracking server must run: "
+         "workbench platform up)")
     click.echo(made.path)
 
 
