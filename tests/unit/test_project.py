@@ -13,13 +13,19 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from packaging.version import Version
 
 from workbench import cli
+from workbench._version import __version__
 from workbench.config import Settings
 from workbench.errors import ProjectError
 from workbench.policy.schema import check_policy_file
 from workbench.project import infer_plan, new_project, read_table, update_project
 from workbench.project.render import PACKAGED_TEMPLATE
+
+#: The tag of the packaged template (the workbench's version), and of the next content.
+FIRST = Version(__version__).base_version
+SECOND = f"{FIRST}.post1"
 
 
 @pytest.fixture
@@ -202,7 +208,7 @@ def test_new_project_from_a_file_has_the_layout_settings_policy_and_a_first_comm
     assert "nbstripout" in (root / ".pre-commit-config.yaml").read_text()
     assert ".env" in (root / ".gitignore").read_text().split()
     answers = yaml.safe_load((root / ".copier-answers.yml").read_text())
-    assert answers["_commit"] == made.template_version == "v1"
+    assert answers["_commit"] == made.template_version == FIRST
     assert answers["task"] == "classification" and len(answers["numeric"]) == 13
 
 
@@ -255,17 +261,17 @@ def test_update_keeps_the_users_change_and_brings_the_templates(tmp_path, settin
     git(made.path, "commit", "-qam", "our comment")
 
     done = update_project(made.path, changed_template(tmp_path, monkeypatch))
-    assert (done.old_version, done.new_version, done.conflicts) == ("v1", "v2", ())
+    assert (done.old_version, done.new_version, done.conflicts) == (FIRST, SECOND, ())
     assert "# Tuned for our data." in training.read_text()
     assert (made.path / "CONTRIBUTING.md").read_text() == "Open a merge request.\n"
     assert "## The cycle (revised)" in (made.path / "README.md").read_text()
-    assert yaml.safe_load((made.path / ".copier-answers.yml").read_text())["_commit"] == "v2"
+    assert yaml.safe_load((made.path / ".copier-answers.yml").read_text())["_commit"] == SECOND
     assert {"CONTRIBUTING.md", "README.md", ".copier-answers.yml"} <= set(done.changed)
 
     git(made.path, "add", "-A")
     git(made.path, "commit", "-qm", "template v2")
     again = update_project(made.path, Settings.from_env(cwd=tmp_path / "here"))
-    assert not again.updated and again.new_version == "v2"
+    assert not again.updated and again.new_version == SECOND
 
 
 def test_update_marks_a_conflict_where_both_changed_the_same_line(tmp_path, settings,
@@ -289,6 +295,17 @@ def test_update_refuses_uncommitted_changes_and_foreign_folders(tmp_path, settin
         update_project(tmp_path / "here", settings)
 
 
+def test_a_released_version_is_the_same_tag_elsewhere_and_a_post_tag_is_not(tmp_path, settings,
+                                                                          monkeypatch):
+    made = new_project(tmp_path / "p", "p", settings)
+    elsewhere = settings.replace(template_repository=tmp_path / "another-machine")
+    assert update_project(made.path, elsewhere).new_version == FIRST  # nothing to do
+    edited = new_project(tmp_path / "q", "q", changed_template(tmp_path, monkeypatch))
+    assert edited.template_version == SECOND
+    with pytest.raises(ProjectError, match="does not hold"):
+        update_project(edited.path, elsewhere.replace(template_source=None))
+
+
 def test_cli_update_lists_conflicts_and_exits_1(tmp_path, settings, monkeypatch, capsys):
     (tmp_path / "empty-before").mkdir()
     made = new_project(tmp_path / "empty-before", "p", settings)  # an empty folder is fine
@@ -301,5 +318,6 @@ def test_cli_update_lists_conflicts_and_exits_1(tmp_path, settings, monkeypatch,
         cli.main(["template", "update"])
     out = capsys.readouterr().out.splitlines()
     assert exited.value.code == 1
-    assert out[0].endswith("template v1 -> v2; 3 file(s) changed, not committed (review with git diff)")
+    assert out[0].endswith(f"template {FIRST} -> {SECOND}; 3 file(s) changed, not committed "
+                           "(review with git diff)")
     assert out[1:] == ["conflict: README.md (resolve the <<<<<<< / >>>>>>> markers)"]

@@ -6,9 +6,11 @@ git repository with versions, and the template ships inside the Python package, 
 not one. So each user has a **template repository** (``Settings.template_repository``, by
 default ``mlops-workbench/template`` in the user's data directory): before rendering or
 updating, the template source (``Settings.template_source``, by default the packaged one) is
-copied into it, and when that changed anything it is committed and tagged ``v<N+1>``. Projects
-are rendered from that repository, so their ``.copier-answers.yml`` records its path and the tag
-they were made from, and ``workbench template update`` merges from there to the newest tag.
+copied into it, and when that changed anything it is committed and tagged with the workbench's
+version (``0.4.0``; ``0.4.0.post1``, ``.post2``... when the same version publishes other
+content: an edited or a team's template). Projects are rendered from that repository at that
+tag, so their ``.copier-answers.yml`` records its path and the tag they were made from, and
+``workbench template update`` merges from there to the tag just published.
 
 Nothing is written until every input is checked, and the project is rendered beside its
 destination and moved into place at the end: a failure leaves no half-made folder.
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -39,7 +40,6 @@ ANSWERS_FILE = ".copier-answers.yml"
 FALLBACK_IDENTITY = ("mlops-workbench", "mlops-workbench@localhost")
 #: The line copier puts before the project's side of a conflict (conflict="inline").
 CONFLICT_MARKER = "<<<<<<< before updating"
-_TAG = re.compile(r"v([0-9]+)")
 _EXAMPLE_ROWS = 1000
 
 
@@ -54,7 +54,7 @@ class NewProject:
         data_file: the training data, inside the project.
         data_date: its cut-off (``YYYYMMDD``), the default ``data_date`` of the notebooks.
         example_data: the data was generated (no ``--data``).
-        template_version: the template tag it was rendered from (``v3``).
+        template_version: the template tag it was rendered from (``0.4.0``).
         commit: its first git commit.
         fallback_identity: git had no user configured; the first commit is by
             :data:`FALLBACK_IDENTITY`.
@@ -159,7 +159,7 @@ def new_project(path: Path, instance: str, settings: Settings, *, data: Path | N
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
     try:
         progress(f"rendering the template {version} from {repository}")
-        _copier_copy(repository, staging, answers)
+        _copier_copy(repository, staging, answers, version)
         data_file = staging / "data" / "raw" / f"{instance}_{date}{suffix}"
         if data is not None:
             shutil.copy2(data, data_file)  # byte for byte: lineage's sha256 is the user's file's
@@ -188,7 +188,8 @@ def update_project(path: Path, settings: Settings) -> TemplateUpdate:
 
     Raises:
         ProjectError: ``path`` was not made by ``workbench new`` (no answers file), is not a
-            git repository or has uncommitted changes, or copier fails.
+            git repository or has uncommitted changes, the template repository lacks the
+            version it was rendered from, or copier fails.
     """
     import yaml
 
@@ -210,7 +211,11 @@ def update_project(path: Path, settings: Settings) -> TemplateUpdate:
     new = publish_template(source, repository)
     if old == new:
         return TemplateUpdate(path, old, new)
-    _copier_update(repository, path)
+    if old not in _git(repository, "tag", "--list").split():
+        raise ProjectError(f"{path} was rendered from template {old or '(unknown)'}, which "
+                           f"{repository} does not hold (made on another machine?); copier's "
+                           "update needs that version to merge from")
+    _copier_update(repository, path, new)
     changed = tuple(line[3:].strip() for line in _git(path, "status", "--porcelain").splitlines()
                     if line.strip())
     conflicts = tuple(name for name in changed if _has_conflict(path / name))
@@ -253,16 +258,35 @@ def publish_template(source: Path, repository: Path) -> str:
         shutil.copytree(source, repository, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".git"))
         _git(repository, "add", "-A")
-        tags = [int(m.group(1)) for t in _git(repository, "tag", "--list").split()
-                if (m := _TAG.fullmatch(t))]
-        if tags and not _git(repository, "status", "--porcelain").strip():
-            return f"v{max(tags)}"
-        tag = f"v{max(tags, default=0) + 1}"
-        _git(repository, "commit", "-q", "-m",
+        if _git(repository, "rev-parse", "--verify", "-q", "HEAD", check=False).strip() and \
+                not _git(repository, "status", "--porcelain").strip():
+            current = _git(repository, "tag", "--points-at", "HEAD").split()
+            if current:
+                return current[0]
+        tag = _next_tag(_git(repository, "tag", "--list").split())
+        _git(repository, "commit", "-q", "--allow-empty", "-m",
              f"template {tag} from {source} (mlops-workbench {__version__})",
              identity=FALLBACK_IDENTITY)
         _git(repository, "tag", tag)
         return tag
+
+
+def _next_tag(existing: Sequence[str]) -> str:
+    """The workbench's version for new content, ``.post<N>`` after it when taken."""
+    from packaging.version import InvalidVersion, Version
+
+    base = Version(__version__).base_version
+    taken: list[Version] = []
+    for name in existing:
+        try:
+            version = Version(name)
+        except InvalidVersion:
+            continue
+        if version.base_version == base:
+            taken.append(version)
+    if not taken:
+        return base
+    return f"{base}.post{max(v.post or 0 for v in taken) + 1}"
 
 
 # -- example data --------------------------------------------------------------------------------
@@ -292,18 +316,19 @@ def example_frame(task: str, rows: int = _EXAMPLE_ROWS, seed: int = 0) -> Any:
 
 
 # -- copier and git ------------------------------------------------------------------------------
-def _copier_copy(repository: Path, destination: Path, answers: dict[str, Any]) -> None:
+def _copier_copy(repository: Path, destination: Path, answers: dict[str, Any],
+                 version: str) -> None:
     from copier import run_copy
     from copier.errors import CopierError
 
     try:
-        run_copy(str(repository), destination, data=answers, defaults=True, overwrite=True,
-                 quiet=True, unsafe=False, cleanup_on_error=False)
+        run_copy(str(repository), destination, data=answers, vcs_ref=version, defaults=True,
+                 overwrite=True, quiet=True, unsafe=False, cleanup_on_error=False)
     except CopierError as exc:
         raise ProjectError(f"copier could not render the template: {_first_line(exc)}") from exc
 
 
-def _copier_update(repository: Path, project: Path) -> None:
+def _copier_update(repository: Path, project: Path, version: str) -> None:
     from copier import Worker
     from copier.errors import CopierError
 
@@ -311,7 +336,7 @@ def _copier_update(repository: Path, project: Path) -> None:
         # The repository as the source (not the path in the answers file), so a project
         # whose answers name another machine's repository still updates from this one's.
         with Worker(src_path=str(repository), dst_path=project, defaults=True, overwrite=True,
-                    quiet=False, unsafe=False, conflict="inline",
+                    vcs_ref=version, quiet=False, unsafe=False, conflict="inline",
                     data={"workbench_version": __version__}) as worker:
             worker.run_update()
     except CopierError as exc:
