@@ -391,7 +391,12 @@ def models_list(instance: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([i.as_dict() for i in instances], indent=2))
         return
-    metric = registry.settings.primary_metric
+    from workbench import tasks
+
+    # One model's instances: the metric they rank by (a regression model's recorded rmse in a
+    # project whose primary metric is roc_auc); every model: the project's.
+    metric = (tasks.primary_metric(registry.settings, instances) if instance
+              else registry.settings.primary_metric)
     click.echo(_table(
         ["name", "model", "mlflow", "version", "data_date", metric, "aliases"],
         [[i.full_name or "-", i.registered_model, i.number, i.model_version, i.data_date,

@@ -191,11 +191,31 @@ def predicted_class_probability(proba: Any, classes: Any, predictions: Any) -> n
     predicted = np.asarray(getattr(predictions, "values", predictions)).reshape(len(matrix), -1)
     if predicted.shape[1] != 1:
         return best
-    column = {_key(c): n for n, c in enumerate(np.asarray(classes).tolist())}
-    index = np.fromiter((column.get(_key(p), -1) for p in predicted[:, 0].tolist()),
-                        dtype="int64", count=len(matrix))
+    index = _class_index(predicted[:, 0], np.asarray(classes))
     rows = np.arange(len(matrix))
     return np.where(index >= 0, matrix[rows, np.maximum(index, 0)], best)
+
+
+def _class_index(predicted: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """The column of each prediction's class in ``classes`` (-1: none)."""
+    import numpy as np
+
+    index = np.full(len(predicted), -1, dtype="int64")
+    if len(classes) <= _VECTOR_CLASSES:
+        try:
+            # One vectorised comparison per class rather than a Python lookup per row
+            # (500,000 rows, three classes: about 30 ms for numbers, 180 ms for text here).
+            for n, value in enumerate(classes):
+                index[np.asarray(predicted == value, dtype=bool)] = n
+            return index
+        except (TypeError, ValueError):
+            index[:] = -1
+    column = {_key(c): n for n, c in enumerate(classes.tolist())}
+    return np.fromiter((column.get(_key(p), -1) for p in predicted.tolist()),
+                       dtype="int64", count=len(predicted))
+
+
+_VECTOR_CLASSES = 64
 
 
 def _key(value: Any) -> Any:

@@ -101,6 +101,8 @@ def test_a_regressor_trains_registers_promotes_serves_and_is_checked_for_drift(
 
     # Ranked lowest rmse first, also by a CLI whose project has the default metric (roc_auc):
     # the versions' recorded direction says which way rmse points.
+    listed = _cli(settings, "models", "list", unique_instance)
+    assert listed.returncode == 0 and listed.stdout.split()[5] == "rmse", listed.stderr
     compared = _cli(settings, "models", "compare", unique_instance)
     assert compared.returncode == 0, compared.stderr
     lines = compared.stdout.splitlines()
