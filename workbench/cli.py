@@ -1079,6 +1079,74 @@ def _lab_in_docker(settings: Settings, port: int | None, image: str | None) -> N
         _say("JupyterLab container removed")
 
 
+# -- your own project ----------------------------------------------------------------------------
+def _columns(text: str | None) -> list[str] | None:
+    return None if text is None else [c.strip() for c in text.split(",") if c.strip()]
+
+
+@cli.command("new")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--instance", required=True,
+              help="the model instance it trains: a lowercase slug without '_' (e.g. churn-eu)")
+@click.option("--data", type=click.Path(path_type=Path),
+              help="a .csv or .parquet file to train on (default: generated example data)")
+@click.option("--target", help="the column of --data the model predicts")
+@click.option("--task", type=click.Choice(["classification", "regression"]),
+              help="default: inferred from the target (example data: classification)")
+@click.option("--numeric", metavar="COLS", help="numeric feature columns, comma separated "
+              "(default: inferred)")
+@click.option("--categorical", metavar="COLS", help="categorical feature columns, comma "
+              "separated (default: inferred)")
+@click.option("--metric", help="primary metric (default: roc_auc for two classes, f1_macro for more, "
+              "rmse for regression)")
+@click.option("--data-date", help="the data's cut-off, YYYYMMDD (default: today)")
+def new(path: Path, instance: str, data: Path | None, target: str | None, task: str | None,
+        numeric: str | None, categorical: str | None, metric: str | None,
+        data_date: str | None) -> None:
+    """Make a project in PATH from the workbench's template (copier): layout, notebooks,
+    src/ code, tests, policy, settings; git init and a first commit."""
+    from workbench.project import new_project
+
+    made = new_project(path, instance, _settings(), data=data, target=target, task=task,
+                       numeric=_columns(numeric), categorical=_columns(categorical),
+                       metric=metric, data_date=data_date, progress=_say)
+    if made.fallback_identity:
+        _say("git has no user.name/user.email here: the first commit was made as "
+             "mlops-workbench <mlops-workbench@localhost>; set yours with `git config --global "
+             "user.name ...` and `git config --global user.email ...`")
+    _say(f"{'example data' if made.example_data else 'data'}: "
+         f"{made.data_file.relative_to(made.path)}; template {made.template_version}; "
+         f"first commit {made.commit[:8]}")
+    _say(f"next: cd {path} && workbench run notebooks/train.ipynb   (trains "
+         f"{made.instance}_v1_{made.data_date}; the tracking server must run: "
+         "workbench platform up)")
+    click.echo(made.path)
+
+
+@cli.group()
+def template() -> None:
+    """The project template `workbench new` renders."""
+
+
+@template.command("update")
+@click.argument("path", required=False, default=".", type=click.Path(path_type=Path))
+def template_update(path: Path) -> None:
+    """Bring the project in PATH (default: here) to the template's newest version, keeping
+    your changes (copier's three-way update; conflicts are marked in the files)."""
+    from workbench.project import update_project
+
+    done = update_project(path, _settings())
+    if not done.updated:
+        click.echo(f"{done.path}: already on the newest template ({done.new_version})")
+        return
+    click.echo(f"{done.path}: template {done.old_version} -> {done.new_version}; "
+               f"{len(done.changed)} file(s) changed, not committed (review with git diff)")
+    for name in done.conflicts:
+        click.echo(f"conflict: {name} (resolve the <<<<<<< / >>>>>>> markers)")
+    if done.conflicts:
+        sys.exit(1)
+
+
 # -- demo ----------------------------------------------------------------------------------------
 @cli.group(invoke_without_command=True)
 @click.pass_context

@@ -134,6 +134,12 @@ class Settings(BaseSettings):
         spark_conf: more Spark properties: ``key=value`` pairs separated by ``;`` (or a
             JSON object) in ``WORKBENCH_SPARK_CONF``, or the ``[workbench.spark]`` section
             of ``setup.cfg``.
+        template_source: the folder of the copier template ``workbench new`` renders and
+            ``workbench template update`` updates to (default: the one shipped in the
+            package, ``workbench/project/template``).
+        template_repository: the per-user git repository each version of the template is
+            committed and tagged in, which rendered projects record as their source (default:
+            ``mlops-workbench/template`` in the user's data directory).
     """
 
     model_config = SettingsConfigDict(
@@ -172,6 +178,8 @@ class Settings(BaseSettings):
     spark_driver_host: str = "127.0.0.1"
     spark_ui: bool = False
     spark_conf: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    template_source: Path | None = None
+    template_repository: Path | None = None
 
     def __init__(self, **values: Any) -> None:
         build = _BUILD.get() or _Build(os.environ, find_project_root())
@@ -217,6 +225,10 @@ class Settings(BaseSettings):
             given = data.get(name)
             path = Path(given).expanduser() if given else Path(default)
             data[name] = path if path.is_absolute() else root / path
+        for name in ("template_source", "template_repository"):
+            if data.get(name):  # unset means the default, decided where it is used
+                path = Path(data[name]).expanduser()
+                data[name] = path if path.is_absolute() else root / path
         return data
 
     @model_validator(mode="before")

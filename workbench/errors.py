@@ -204,3 +204,11 @@ class ImageBuildFailed(DockerError):
 
 class WheelhouseError(WorkbenchError):
     """The host could not resolve the wheels an image installs (pip failed)."""
+
+
+class ProjectError(WorkbenchError):
+    """``workbench new`` or ``workbench template update`` cannot do what was asked: a folder
+    in the way, a data file that cannot be read, a target or task that does not fit (exit
+    status 2; nothing was written)."""
+
+    exit_code = 2
