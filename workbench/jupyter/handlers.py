@@ -259,25 +259,36 @@ class RunsHandler(WorkbenchHandler):
             clause = f"tags.`workbench.notebook.path` = '{path}'"
             filter_string = f"{filter_string} and {clause}" if filter_string.strip() else clause
         settings = self.state.settings
+        status = self.get_argument("status", None)
+        page_token = self.get_argument("page_token", None) or None
+
+        def page_of() -> dict[str, Any]:
+            # One trip to the thread pool for the page, its conversion included: the event
+            # loop neither waits twice nor converts 50 runs itself.
+            ids = self.state.experiment_ids(experiments)
+            page = tracking.search_runs(
+                tracking.make_client(settings), settings, status=status,
+                filter_string=filter_string, order_by=orders, max_results=int(raw_max),
+                page_token=page_token, experiment_ids=ids)
+            relative = functools.lru_cache(maxsize=None)(self.relative)  # a page shares notebooks
+            return {"runs": [self._run(r, relative) for r in page.runs],
+                    "next_page_token": page.next_page_token}
+
         try:
-            ids = await self.blocking(self.state.experiment_ids, experiments)
-            page = await self.blocking(
-                tracking.search_runs, tracking.make_client(settings), settings,
-                status=self.get_argument("status", None), filter_string=filter_string,
-                order_by=orders, max_results=int(raw_max),
-                page_token=self.get_argument("page_token", None) or None, experiment_ids=ids)
+            return await self.blocking(page_of)
         except Exception as error:
             if getattr(error, "error_code", None) == "INVALID_PARAMETER_VALUE":
                 first = (str(error).splitlines() or [""])[0]
                 raise BadRequest("filter", f"filter {filter_string!r} is not an MLflow search "
                                            f"filter: {first}") from error
             raise
-        return {"runs": [self._run(r) for r in page.runs], "next_page_token": page.next_page_token}
 
-    def _run(self, run: tracking.RunSummary) -> dict[str, Any]:
+    def _run(self, run: tracking.RunSummary,
+             relative: Callable[[str | None], str | None] | None = None) -> dict[str, Any]:
+        relative = relative or self.relative
         data = run.as_dict()
-        data["notebook_path"] = self.relative(run.notebook)
-        data["output_notebook_path"] = self.relative(run.output_notebook)
+        data["notebook_path"] = relative(run.notebook)
+        data["output_notebook_path"] = relative(run.output_notebook)
         return data
 
 
