@@ -160,21 +160,25 @@ export class SchedulesPanel {
     const rows = this.schedules.map(s => {
       const state = scheduleState(s, this.events);
       return [
-        el('span', { title: s.policy_file }, s.id),
-        el('span', { title: s.timezone }, s.cron),
-        document.createTextNode(s.paused ? '-' : formatWhen(s.next_run)),
-        el('span', { className: `wb-schedule-state wb-state-${state}` }, state),
         el(
           'div',
-          { className: 'wb-actions' },
-          button(s.paused ? 'Resume' : 'Pause', () => void this.pause(s), {
-            'data-action': s.paused ? 'resume-schedule' : 'pause-schedule'
-          }),
-          button('Run now', () => void this.runNow(s), { 'data-action': 'run-now' })
-        )
+          {},
+          el('span', { title: s.policy_file }, s.id),
+          el(
+            'div',
+            { className: 'wb-actions' },
+            button(s.paused ? 'Resume' : 'Pause', () => void this.pause(s), {
+              'data-action': s.paused ? 'resume-schedule' : 'pause-schedule'
+            }),
+            button('Run now', () => void this.runNow(s), { 'data-action': 'run-now' })
+          )
+        ),
+        el('span', { title: s.timezone }, s.cron),
+        document.createTextNode(s.paused ? '-' : formatWhen(s.next_run)),
+        el('span', { className: `wb-schedule-state wb-state-${state}` }, state)
       ];
     });
-    const schedules = table(['job', 'cron', 'next run', 'state', ''], rows, 'wb-schedules-table');
+    const schedules = table(['job', 'cron', 'next run', 'state'], rows, 'wb-schedules-table');
     schedules.querySelectorAll('tbody tr').forEach((row, n) => {
       row.setAttribute('data-schedule', this.schedules[n].id);
       row.setAttribute('data-paused', String(this.schedules[n].paused));
