@@ -48,6 +48,7 @@ from workbench.policy.schema import (
     PolicyFile,
     cron_trigger,
     load_policies,
+    policy_files,
     resolve_notebook,
 )
 
@@ -590,6 +591,8 @@ def list_schedules(settings: Settings) -> list[ScheduledJob]:
     Raises:
         PolicyError: a policy file has a problem.
     """
+    if not policy_files(settings.project_root, settings.policies_dir):
+        return []  # nothing to list: no store is created, no scheduler woken (Lab asks often)
     with store_editor(settings) as editor:
         return editor.jobs()
 
