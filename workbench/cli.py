@@ -963,10 +963,9 @@ def schedule_list(as_json: bool) -> None:
     """Every schedule, its next run, its state."""
     import datetime as dt
 
-    from workbench.policy.scheduler import store_editor
+    from workbench.policy.scheduler import list_schedules
 
-    with store_editor(_settings()) as editor:
-        jobs = editor.jobs()
+    jobs = list_schedules(_settings())
     if as_json:
         click.echo(json.dumps([j.as_dict() for j in jobs], indent=2))
         return
@@ -984,10 +983,9 @@ def schedule_pause(job: str) -> None:
     """Pause JOB (e.g. churn.drift) until resumed.
 
     The pause is kept in the store, across restarts."""
-    from workbench.policy.scheduler import store_editor
+    from workbench.policy.scheduler import pause_schedule
 
-    with store_editor(_settings()) as editor:
-        editor.pause(job)
+    pause_schedule(_settings(), job)
     click.echo(f"{job}: paused")
 
 
@@ -995,10 +993,9 @@ def schedule_pause(job: str) -> None:
 @click.argument("job")
 def schedule_resume(job: str) -> None:
     """Resume JOB from its next fire time after now."""
-    from workbench.policy.scheduler import store_editor
+    from workbench.policy.scheduler import resume_schedule
 
-    with store_editor(_settings()) as editor:
-        resumed = editor.resume(job)
+    resumed = resume_schedule(_settings(), job)
     when = resumed.next_run.isoformat(timespec="seconds") if resumed.next_run else "-"
     click.echo(f"{job}: next run {when}")
 

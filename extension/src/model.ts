@@ -136,6 +136,14 @@ export interface IJob {
   log_lines: number;
   log?: string[];
   log_from?: number;
+  /** the policy job (``churn.drift``) a run-now fired */
+  schedule?: string | null;
+}
+
+/** What the jobs list calls a job: its notebook, or the policy job a run-now fired. */
+export function jobTitle(job: IJob): string {
+  const notebook = job.notebook_path ?? job.notebook;
+  return job.schedule ? `${job.schedule} (run now): ${notebook.split('/').pop()}` : notebook;
 }
 
 export const TERMINAL = ['FINISHED', 'FAILED', 'KILLED'];

@@ -1,7 +1,8 @@
 /**
  * The Workbench left sidebar: platform status, the notebook's active run, runs (filter,
- * compare), models (badges, metrics, drift, promotion with confirmation) and jobs (live
- * status and log). Every action is one call to the server extension's routes.
+ * compare), models (badges, metrics, drift, promotion with confirmation), jobs (live
+ * status and log) and the policies' schedules and proposals. Every action is one call to
+ * the server extension's routes.
  */
 import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
@@ -20,10 +21,12 @@ import {
   formatMetric,
   isDone,
   jobProgress,
+  jobTitle,
   metricColumns,
   promotionSummary
 } from './model';
 import { WorkbenchApiError, requestAPI } from './request';
+import { SchedulesPanel } from './schedules';
 
 export interface ISidebarOptions {
   /** open a file (relative to the server's root) in Lab */
@@ -48,6 +51,7 @@ export class WorkbenchSidebar extends Widget {
       section('Active run of this notebook', 'wb-active-run', this.activeRunNode),
       section('Jobs', 'wb-jobs', this.jobsNode, this.jobDetailNode),
       section('Models', 'wb-models', this.modelsNode),
+      section('Schedules', 'wb-schedules', this.schedules.node),
       section('Runs', 'wb-runs', this.runsNode)
     );
     this.buildRunsControls();
@@ -82,7 +86,7 @@ export class WorkbenchSidebar extends Widget {
   /** Everything again (the palette's Refresh). */
   async refresh(): Promise<void> {
     await Promise.all([this.loadStatus(), this.loadJobs(), this.loadActiveRun()]);
-    await Promise.all([this.loadRuns(), this.loadModelNames()]);
+    await Promise.all([this.loadRuns(), this.loadModelNames(), this.schedules.load()]);
   }
 
   // -- platform ----------------------------------------------------------------------------
@@ -183,7 +187,7 @@ export class WorkbenchSidebar extends Widget {
         table(
           ['notebook', 'status', 'progress', ''],
           jobs.map(job => [
-            el('span', { className: 'wb-link', title: job.notebook }, job.notebook_path ?? job.notebook),
+            el('span', { className: 'wb-link', title: job.notebook }, jobTitle(job)),
             el('span', { className: `wb-job-status wb-status-${job.status.toLowerCase()}` }, job.status),
             document.createTextNode(jobProgress(job)),
             button('Log', () => void this.showJob(job.id), { 'data-action': 'job-log' })
@@ -203,6 +207,7 @@ export class WorkbenchSidebar extends Widget {
     if (ended.length && this.jobsSeen) {
       void this.loadModelNames();
       void this.loadRuns();
+      void this.schedules.load();
     }
     this.jobsSeen = true;
     if (this.shownJob) {
@@ -235,7 +240,7 @@ export class WorkbenchSidebar extends Widget {
       el(
         'div',
         { className: 'wb-job-detail', 'data-job-id': job.id, 'data-status': job.status },
-        el('div', {}, el('b', {}, job.notebook_path ?? job.notebook), ` ${job.status}, ${jobProgress(job)}`),
+        el('div', {}, el('b', {}, jobTitle(job)), ` ${job.status}, ${jobProgress(job)}`),
         job.error ? el('div', { className: 'wb-error' }, job.error) : null,
         el(
           'div',
@@ -486,6 +491,15 @@ export class WorkbenchSidebar extends Widget {
     });
   }
 
+  private schedules = new SchedulesPanel({
+    request: requestAPI,
+    confirm: async (title, body) =>
+      (await showDialog({ title, body, buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Run now' })] })).button
+        .accept,
+    started: job => {
+      void this.loadJobs().then(() => this.showJob(job.id));
+    }
+  });
   private timer = 0;
   private status: IPlatformStatus | null = null;
   private model: IModel | null = null;

@@ -68,6 +68,8 @@ class BackgroundJob:
     cancel_requested: bool = False
     log: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_LINES))
     lines_dropped: int = 0
+    #: ``<instance>.<kind>`` for a policy job fired now (``workbench schedule run-now``).
+    schedule: str | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -83,7 +85,7 @@ class BackgroundJob:
             "output_notebook": self.output_notebook,
             "progress": {"done": self.cells_done, "total": self.cells_total},
             "error": self.error, "started_at": self.started_at, "ended_at": self.ended_at,
-            "log_lines": self.lines_dropped + len(self.log),
+            "log_lines": self.lines_dropped + len(self.log), "schedule": self.schedule,
         }
         if log_from is not None:
             lines = list(self.log)
@@ -130,6 +132,38 @@ class JobManager:
             command += ["--timeout", str(timeout)]
         if image:
             command += ["--image", image]
+        return self._start(job, command)
+
+    def run_schedule(self, ident: str) -> BackgroundJob:
+        """Fire the policy job ``ident`` (``churn.drift``) now, as ``workbench schedule
+        run-now`` does (it is that command, in the background); returns at once. The
+        scheduler's history records it as run-now.
+
+        Raises:
+            PolicyError: a policy file has a problem.
+            ScheduleNotFound: no policy has that job.
+            JobBusy: the job runs already (the scheduler or another run-now).
+        """
+        from workbench.policy.scheduler import JobBusy, job_busy, policy_job
+        from workbench.policy.schema import resolve_notebook
+
+        policy, kind = policy_job(self.settings, ident)
+        # This server's own run-now holds the lock only once its process has started.
+        mine = any(j.schedule == ident and not j.done for j in self.jobs())
+        if mine or job_busy(self.settings, ident):
+            raise JobBusy(f"{ident} is running already (the scheduler or a run-now); wait "
+                          "for it to finish")
+        notebook = policy.notebook_job(kind)
+        job = BackgroundJob(id=uuid.uuid4().hex[:12],
+                            notebook=resolve_notebook(notebook.notebook, self.settings.project_root),
+                            parameters=dict(notebook.parameters),
+                            executor=notebook.executor or self.settings.executor,
+                            timeout=notebook.timeout or 0.0, image=None, started_at=time.time(),
+                            schedule=ident)
+        return self._start(job, [sys.executable, "-m", "workbench.cli", "schedule", "run-now",
+                                 ident])
+
+    def _start(self, job: BackgroundJob, command: list[str]) -> BackgroundJob:
         env = {**os.environ, **self.settings.as_env(), "PYTHONUNBUFFERED": "1"}
         # Its own session: cancelling or killing it never reaches the server.
         job.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

@@ -9,7 +9,8 @@ outside it.
 
 Errors are JSON ``{"error": kind, "message": one line, "field": name or null}``:
 400 bad input (the field named), 403 a path outside the root, 404 nothing by that name,
-409 a promotion gate refused (``gates`` lists them), 502 the tracking server failed.
+409 a promotion gate refused (``gates`` lists them) or a policy job runs already, 502 the
+tracking server failed.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from workbench.errors import (
     WorkbenchError,
 )
 from workbench.jupyter.extension import STATE_KEY, WorkbenchState
+from workbench.policy.scheduler import JobBusy, ScheduleNotFound
 
 T = TypeVar("T")
 PREFIX = "/workbench/api"
@@ -62,6 +64,10 @@ def _status_of(error: BaseException) -> tuple[int, str, str | None]:
         return 403, "outside_root", "path"
     if isinstance(error, PromotionRefused):
         return 409, "promotion_refused", None
+    if isinstance(error, JobBusy):
+        return 409, "busy", "job"
+    if isinstance(error, ScheduleNotFound):
+        return 404, "not_found", "job"
     if isinstance(error, LookupError):
         return 404, "not_found", None
     if isinstance(error, TrackingError):
@@ -253,25 +259,36 @@ class RunsHandler(WorkbenchHandler):
             clause = f"tags.`workbench.notebook.path` = '{path}'"
             filter_string = f"{filter_string} and {clause}" if filter_string.strip() else clause
         settings = self.state.settings
+        status = self.get_argument("status", None)
+        page_token = self.get_argument("page_token", None) or None
+
+        def page_of() -> dict[str, Any]:
+            # One trip to the thread pool for the page, its conversion included: the event
+            # loop neither waits twice nor converts 50 runs itself.
+            ids = self.state.experiment_ids(experiments)
+            page = tracking.search_runs(
+                tracking.make_client(settings), settings, status=status,
+                filter_string=filter_string, order_by=orders, max_results=int(raw_max),
+                page_token=page_token, experiment_ids=ids)
+            relative = functools.lru_cache(maxsize=None)(self.relative)  # a page shares notebooks
+            return {"runs": [self._run(r, relative) for r in page.runs],
+                    "next_page_token": page.next_page_token}
+
         try:
-            ids = await self.blocking(self.state.experiment_ids, experiments)
-            page = await self.blocking(
-                tracking.search_runs, tracking.make_client(settings), settings,
-                status=self.get_argument("status", None), filter_string=filter_string,
-                order_by=orders, max_results=int(raw_max),
-                page_token=self.get_argument("page_token", None) or None, experiment_ids=ids)
+            return await self.blocking(page_of)
         except Exception as error:
             if getattr(error, "error_code", None) == "INVALID_PARAMETER_VALUE":
                 first = (str(error).splitlines() or [""])[0]
                 raise BadRequest("filter", f"filter {filter_string!r} is not an MLflow search "
                                            f"filter: {first}") from error
             raise
-        return {"runs": [self._run(r) for r in page.runs], "next_page_token": page.next_page_token}
 
-    def _run(self, run: tracking.RunSummary) -> dict[str, Any]:
+    def _run(self, run: tracking.RunSummary,
+             relative: Callable[[str | None], str | None] | None = None) -> dict[str, Any]:
+        relative = relative or self.relative
         data = run.as_dict()
-        data["notebook_path"] = self.relative(run.notebook)
-        data["output_notebook_path"] = self.relative(run.output_notebook)
+        data["notebook_path"] = relative(run.notebook)
+        data["output_notebook_path"] = relative(run.output_notebook)
         return data
 
 
@@ -495,9 +512,83 @@ class JobCancelHandler(JobsHandler):
         return self._job(self.state.jobs.cancel(job_id))
 
 
+# -- schedules and proposals (the retraining policies) -------------------------------------------
+class SchedulesHandler(WorkbenchHandler):
+    @_json_route
+    async def get(self) -> list[dict[str, Any]]:
+        """Every schedule of the policies: cron, time zone, next fire time, paused (the same
+        ``list_schedules`` as `workbench schedule list`)."""
+        from workbench.policy.scheduler import list_schedules
+
+        jobs = await self.blocking(list_schedules, self.state.settings)
+        return [{**j.as_dict(), "policy_path": self.relative(j.policy_file)} for j in jobs]
+
+
+class SchedulePauseHandler(WorkbenchHandler):
+    @_json_route
+    async def post(self, job: str) -> dict[str, Any]:
+        """Pause ``job`` (``churn.drift``) until resumed; 404 when no policy schedules it."""
+        from workbench.policy.scheduler import pause_schedule
+
+        paused = await self.blocking(pause_schedule, self.state.settings, job)
+        return paused.as_dict()
+
+
+class ScheduleResumeHandler(WorkbenchHandler):
+    @_json_route
+    async def post(self, job: str) -> dict[str, Any]:
+        """Resume ``job`` from its next fire time after now."""
+        from workbench.policy.scheduler import resume_schedule
+
+        resumed = await self.blocking(resume_schedule, self.state.settings, job)
+        return resumed.as_dict()
+
+
+class ScheduleRunNowHandler(JobsHandler):
+    @_json_route
+    async def post(self, job: str) -> dict[str, Any]:
+        """Fire ``job`` now (`workbench schedule run-now` in the background): 202 with the
+        background job (it shows in the jobs list, with its log); 409 when it runs already."""
+        started = await self.blocking(self.state.jobs.run_schedule, job)
+        self.set_status(202)
+        return self._job(started)
+
+
+class ScheduleHistoryHandler(WorkbenchHandler):
+    @_json_route
+    async def get(self) -> list[dict[str, Any]]:
+        """What the scheduler did, oldest first: the newest ``limit`` (1-500) entries, of
+        ``job`` or of every job."""
+        from workbench.policy.scheduler import history
+
+        raw = self.get_argument("limit", "50")
+        if not raw.isdigit() or not 1 <= int(raw) <= 500:
+            raise BadRequest("limit", f"limit must be a whole number from 1 to 500, not {raw!r}")
+        job = self.get_argument("job", "") or None
+        entries = await self.blocking(history, self.state.settings, job, int(raw))
+        return [e.as_dict() for e in entries]
+
+
+class ProposalsHandler(WorkbenchHandler):
+    @_json_route
+    async def get(self) -> list[dict[str, Any]]:
+        """The retrain proposals of ``instance``, oldest first (the same ``list_proposals``
+        as `workbench policy proposals`)."""
+        from workbench.policy.proposals import list_proposals
+
+        instance = self.get_argument("instance", "")
+        if not instance:
+            raise BadRequest("instance", "instance is required: the registered model a policy "
+                                         "retrains (churn)")
+        proposals = await self.blocking(list_proposals, self.state.settings, instance,
+                                        self.state.registry)
+        return [p.as_dict() for p in proposals]
+
+
 def routes() -> list[tuple[str, type[WorkbenchHandler]]]:
     """The URL patterns (the server adds its base URL)."""
     name = r"(?P<name>[^/]+)"
+    job = r"(?P<job>[^/]+)"
     return [
         (f"{PREFIX}/status", StatusHandler),
         (f"{PREFIX}/platform/start", PlatformStartHandler),
@@ -513,4 +604,10 @@ def routes() -> list[tuple[str, type[WorkbenchHandler]]]:
         (f"{PREFIX}/jobs", JobsHandler),
         (rf"{PREFIX}/jobs/(?P<job_id>[0-9a-f]+)", JobHandler),
         (rf"{PREFIX}/jobs/(?P<job_id>[0-9a-f]+)/cancel", JobCancelHandler),
+        (f"{PREFIX}/schedules", SchedulesHandler),
+        (f"{PREFIX}/schedules/history", ScheduleHistoryHandler),
+        (rf"{PREFIX}/schedules/{job}/pause", SchedulePauseHandler),
+        (rf"{PREFIX}/schedules/{job}/resume", ScheduleResumeHandler),
+        (rf"{PREFIX}/schedules/{job}/run-now", ScheduleRunNowHandler),
+        (f"{PREFIX}/proposals", ProposalsHandler),
     ]

@@ -48,6 +48,7 @@ from workbench.policy.schema import (
     PolicyFile,
     cron_trigger,
     load_policies,
+    policy_files,
     resolve_notebook,
 )
 
@@ -81,6 +82,10 @@ STATE_FILE = "scheduler.state"
 
 class JobBusy(WorkbenchError):
     """The job runs already (in the scheduler or in another ``run-now``)."""
+
+
+class ScheduleNotFound(WorkbenchError, LookupError):
+    """No policy has a schedule (or job) of that name."""
 
 
 # -- what a fire did -----------------------------------------------------------------------------
@@ -494,7 +499,7 @@ class PolicyScheduler:
     def _stored(self, ident: str) -> None:
         if ident not in self.desired():
             known = ", ".join(sorted(self.desired())) or "none (no policy has schedules)"
-            raise WorkbenchError(f"no schedule {ident!r}; schedules: {known}")
+            raise ScheduleNotFound(f"no schedule {ident!r}; schedules: {known}")
         if self._require().get_job(ident) is None:
             # Not in the store yet (the scheduler never ran with this policy): add it now.
             self.sync()
@@ -580,6 +585,39 @@ def store_editor(settings: Settings, files: list[Path] | None = None) -> Iterato
     _nudge(settings)
 
 
+def list_schedules(settings: Settings) -> list[ScheduledJob]:
+    """Every schedule of the policies with its next fire time and whether it is paused.
+
+    Raises:
+        PolicyError: a policy file has a problem.
+    """
+    if not policy_files(settings.project_root, settings.policies_dir):
+        return []  # nothing to list: no store is created, no scheduler woken (Lab asks often)
+    with store_editor(settings) as editor:
+        return editor.jobs()
+
+
+def pause_schedule(settings: Settings, ident: str) -> ScheduledJob:
+    """Pause ``ident`` until resumed; kept in the store, across restarts (the running
+    scheduler sees it at once).
+
+    Raises:
+        PolicyError: a policy file has a problem. ScheduleNotFound: no such schedule.
+    """
+    with store_editor(settings) as editor:
+        return editor.pause(ident)
+
+
+def resume_schedule(settings: Settings, ident: str) -> ScheduledJob:
+    """Resume ``ident`` from its next fire time after now.
+
+    Raises:
+        PolicyError: a policy file has a problem. ScheduleNotFound: no such schedule.
+    """
+    with store_editor(settings) as editor:
+        return editor.resume(ident)
+
+
 def history(settings: Settings, ident: str | None = None, limit: int = 50) -> list[HistoryEntry]:
     engine = store_engine(settings)
     try:
@@ -595,12 +633,32 @@ def run_now(settings: Settings, ident: str, progress: Progress | None = None) ->
         PolicyError: a policy file has a problem.
         WorkbenchError: no such schedule; the job runs already (``JobBusy``); the job failed.
     """
+    policy, kind = policy_job(settings, ident)
+    return fire_and_record(settings, policy, kind, trigger=RUN_NOW, progress=progress)
+
+
+def policy_job(settings: Settings, ident: str) -> tuple[Policy, str]:
+    """The policy and job kind ``ident`` (``churn.drift``) names, scheduled or not.
+
+    Raises:
+        PolicyError: a policy file has a problem.
+        ScheduleNotFound: no policy has that job.
+    """
     policies = load_policies(settings.project_root, None, settings.policies_dir)
     found = {job_id(p.policy.instance, kind): p for p in policies for kind in JOB_KINDS}
     if ident not in found:
-        raise WorkbenchError(f"no policy job {ident!r}; jobs: {', '.join(sorted(found)) or 'none'}")
-    return fire_and_record(settings, found[ident].policy, ident.rsplit(".", 1)[1],
-                           trigger=RUN_NOW, progress=progress)
+        raise ScheduleNotFound(f"no policy job {ident!r}; jobs: "
+                               f"{', '.join(sorted(found)) or 'none'}")
+    return found[ident].policy, ident.rsplit(".", 1)[1]
+
+
+def job_busy(settings: Settings, ident: str) -> bool:
+    """Whether ``ident`` runs now (the scheduler or a run-now holds its lock)."""
+    try:
+        with job_lock(settings, ident):
+            return False
+    except JobBusy:
+        return True
 
 
 def fire_and_record(settings: Settings, policy: Policy, kind: str, *, trigger: str,

@@ -36,7 +36,10 @@ async def test_every_route_needs_authentication(jp_fetch, jp_http_port, jp_base_
     base = f"http://localhost:{jp_http_port}{jp_base_url}workbench/api"
     for method, path, body in [("GET", "status", None), ("GET", "runs", None),
                                ("GET", "models", None), ("GET", "jobs", None),
-                               ("POST", "jobs", "{}"), ("POST", "promote", "{}")]:
+                               ("POST", "jobs", "{}"), ("POST", "promote", "{}"),
+                               ("GET", "schedules", None), ("GET", "proposals", None),
+                               ("POST", "schedules/tick.batch/run-now", "{}"),
+                               ("POST", "schedules/tick.batch/pause", "{}")]:
         with pytest.raises(HTTPClientError) as refused:
             await client.fetch(f"{base}/{path}", method=method, body=body)
         assert refused.value.code == 403, (method, path)
