@@ -352,10 +352,16 @@ class ModelHandler(WorkbenchHandler):
         registry = self.state.registry
 
         def model() -> dict[str, Any]:
+            from workbench import tasks
+
             instances = registry.list_instances(name)
             history = registry.history(name)
-            return {"name": name, "primary_metric": registry.settings.primary_metric,
-                    "greater_is_better": registry.settings.greater_is_better,
+            # The metric the versions rank by and its direction, as the board and `models
+            # compare` have them (a regression model seen from a roc_auc project: rmse, lower).
+            metric = tasks.primary_metric(registry.settings, instances)
+            return {"name": name, "primary_metric": metric,
+                    "greater_is_better": tasks.greater_is_better(metric, registry.settings,
+                                                                 instances),
                     "instances": [_instance(registry, i, self.relative) for i in instances],
                     "history": [r.as_dict() for r in history]}
 
