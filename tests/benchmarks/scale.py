@@ -55,6 +55,14 @@ def measure(mode: str, data: str, out: str, ref: str, master: str) -> dict[str, 
     from workbench.config import Settings
     from workbench.registry import Registry
 
+    marks: dict[str, float] = {}
+
+    def mark(line: str) -> None:
+        # The Spark job's own time: from the "scoring with" / "counting" line (the session
+        # started, the model or profile loaded, first rows checked on the driver) to the end.
+        if line.startswith(("scoring with", "counting ")):
+            marks.setdefault("job", time.perf_counter())
+
     settings = Settings.from_env()
     registry = Registry(settings)
     started = time.perf_counter()
@@ -72,29 +80,23 @@ def measure(mode: str, data: str, out: str, ref: str, master: str) -> dict[str, 
     elif mode.startswith("spark"):
         from workbench.engines.spark import predict_spark
 
-        marks: dict[str, float] = {}
-
-        def mark(line: str) -> None:
-            # The Spark job's own time: from the "scoring with" line (session started,
-            # model downloaded, first rows checked on the driver) to the end.
-            if line.startswith("scoring with"):
-                marks.setdefault("scoring", time.perf_counter())
-
         rows = predict_spark(ref, data, out, settings, registry, master=master,
                              progress=mark).rows
         ended = time.perf_counter()
         return {"seconds": ended - started, "rows": rows,
-                "job_seconds": ended - marks.get("scoring", started)}
+                "job_seconds": ended - marks.get("job", started)}
     else:
         from workbench.monitoring.service import check_model_drift
 
         check = check_model_drift(ref, settings, current=data, log=False,
                                   report_dir=Path(out),
                                   engine="spark" if mode == "drift-spark" else "local",
-                                  master=master)
+                                  master=master, progress=mark)
+        ended = time.perf_counter()
         rows = check.result.current_rows
-        return {"seconds": time.perf_counter() - started, "rows": rows,
-                "verdict": check.result.verdict}
+        return {"seconds": ended - started, "rows": rows, "verdict": check.result.verdict,
+                **({"job_seconds": ended - marks["job"]}
+                   if "job" in marks and mode == "drift-spark" else {})}
     return {"seconds": time.perf_counter() - started, "rows": rows}
 
 
@@ -184,7 +186,7 @@ def register_model(settings: Any) -> str:
 
 # -- the report ----------------------------------------------------------------------------------
 def table(results: dict[int, dict[str, dict[str, Any]]]) -> str:
-    lines = ["| rows | engine | seconds | rows/s | x streaming | Spark job s (rows/s) | "
+    lines = ["| rows | engine | seconds | rows/s | x streaming | Spark job alone: s (rows/s) | "
              "peak RSS (tree) | load |",
              "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for rows, by_mode in results.items():
@@ -229,8 +231,9 @@ def targets(results: dict[int, dict[str, dict[str, Any]]]) -> list[str]:
                            f"alone, without the session's start, {job:.2f}x)")
         d = by_mode.get("drift-spark")
         if d and rows >= 30_000_000:
+            job = f", the job alone {d['job_seconds']:.1f} s" if d.get("job_seconds") else ""
             out.append(f"{'PASS' if d['seconds'] < 60 else 'FAIL'}: Spark drift check on "
-                       f"{rows:,} rows under 60 s ({d['seconds']:.1f} s)")
+                       f"{rows:,} rows under 60 s ({d['seconds']:.1f} s{job})")
     return out
 
 

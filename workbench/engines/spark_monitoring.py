@@ -19,6 +19,7 @@ boundaries costs a few milliseconds per 100,000 values.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import functools
@@ -105,7 +106,8 @@ def count_columns(frame: DataFrame, columns: Mapping[str, np.ndarray | None]
             value = column.cast("string")
         projected.append(value.alias(f"c{i}"))
     counter = functools.partial(_count_partition, splits=splits)
-    counted = frame.select(*projected).mapInArrow(counter, _COUNTED_SCHEMA).toArrow()
+    with _arrow_batches_of(frame.sparkSession, COUNT_BATCH_ROWS):
+        counted = frame.select(*projected).mapInArrow(counter, _COUNTED_SCHEMA).toArrow()
     table = counted.to_pandas()
     rows = int(table.loc[table["f"] < 0, "n"].sum())
     result: dict[str, Counts] = {}
@@ -116,6 +118,32 @@ def count_columns(frame: DataFrame, columns: Mapping[str, np.ndarray | None]
         else:
             result[name] = _categories(rows, entries)
     return rows, result
+
+
+#: Rows per Arrow batch while counting (Spark's default is 10,000): each batch costs the
+#: counter work per bucket as well as per value, which larger batches amortise (measured:
+#: 0.41 s per million rows at 10,000 rows a batch, 0.15 s at 100,000, 7 numeric columns of
+#: 8,000 buckets); a batch of 100,000 rows of a few columns is some megabytes.
+COUNT_BATCH_ROWS = 100_000
+_BATCH_KEY = "spark.sql.execution.arrow.maxRecordsPerBatch"
+
+
+@contextlib.contextmanager
+def _arrow_batches_of(session: SparkSession, rows: int) -> Iterator[None]:
+    """At least ``rows`` rows per Arrow batch for the jobs run within (a runtime SQL
+    setting of the session, put back afterwards; a larger setting is kept)."""
+    before = session.conf.get(_BATCH_KEY, None)
+    if before is not None and (int(before) <= 0 or int(before) >= rows):
+        yield
+        return
+    session.conf.set(_BATCH_KEY, str(rows))
+    try:
+        yield
+    finally:
+        if before is None:
+            session.conf.unset(_BATCH_KEY)
+        else:
+            session.conf.set(_BATCH_KEY, before)
 
 
 #: What :func:`_count_partition` yields: per numeric column one row per non-empty bucket
