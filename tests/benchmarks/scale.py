@@ -19,7 +19,9 @@ and measures, each in a fresh process whose whole process tree's RSS is sampled 
 
 The model is the demo's champion configuration (ColumnTransformer + HistGradientBoosting)
 fitted on 5,000 rows of January and registered on a temporary embedded platform. Rows per
-second count the whole command (the session's start and the model's loading too). Progress
+second count the whole command (the session's start and the model's loading too); the Spark
+rows also give the Spark job alone (from the engine's "scoring with" or "counting" line), and
+every row the machine's load average when it ended (the machine may be shared). Progress
 goes to stderr, the markdown table and the PASS/FAIL lines of the issue's targets to stdout:
 the streaming engine's peak RSS flat with size (under 2 GB at 30M rows), its throughput no
 worse than today's; Spark within 1.5x of the streaming engine's rows per second; the Spark
