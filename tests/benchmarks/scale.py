@@ -27,6 +27,8 @@ the streaming engine's peak RSS flat with size (under 2 GB at 30M rows), its thr
 worse than today's; Spark within 1.5x of the streaming engine's rows per second; the Spark
 drift check on 30M rows under 60 s. ``today`` and ``drift-pandas`` hold the whole table in
 memory; ``--skip-in-memory-above N`` (default 10M) leaves them out at larger sizes.
+``--synthetic-predictions`` (without ``streaming``) gives the drift checks May's data with a
+synthetic 0/1 ``prediction`` column instead of the streaming engine's output.
 """
 from __future__ import annotations
 
@@ -146,7 +148,10 @@ def run(mode: str, data: Path, out: Path, ref: str, master: str, env: dict[str, 
 
 
 # -- data and model ----------------------------------------------------------------------------
-def write_data(path: Path, rows: int) -> None:
+def write_data(path: Path, rows: int, predictions: bool = False) -> None:
+    """May's rows in 1M-row row groups; with ``predictions``, a synthetic 0/1 ``prediction``
+    column (30% ones) in 500,000-row row groups, shaped as the streaming engine writes."""
+    import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -154,14 +159,17 @@ def write_data(path: Path, rows: int) -> None:
 
     writer = None
     done = 0
+    draw = np.random.default_rng(5)
     try:
         while done < rows:
             n = min(CHUNK, rows - done)
             frame = generate_month("20240531", rows=n, seed=1000 + done // CHUNK)
+            if predictions:
+                frame["prediction"] = (draw.random(n) < 0.3).astype("int64")
             table = pa.Table.from_pandas(frame, preserve_index=False)
             if writer is None:
                 writer = pq.ParquetWriter(path, table.schema)
-            writer.write_table(table, row_group_size=CHUNK)
+            writer.write_table(table, row_group_size=CHUNK // 2 if predictions else CHUNK)
             done += n
     finally:
         if writer is not None:
@@ -247,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"comma-separated, among {', '.join(ENGINES)}")
     parser.add_argument("--skip-in-memory-above", type=int, default=10_000_000,
                         help="leave today and drift-pandas out above this many rows")
+    parser.add_argument("--synthetic-predictions", action="store_true",
+                        help="without streaming in --only, give the drift checks May's data "
+                             "with a synthetic 0/1 prediction column (minutes less at 30M)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--measure", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -282,10 +293,15 @@ def main(argv: list[str] | None = None) -> int:
             also = [p.pid for p in cluster.processes]
         for rows in sizes:
             data = folder / f"data-{rows}.parquet"
-            say(f"writing {rows:,} rows to {data.name}")
-            write_data(data, rows)
-            results[rows] = {}
             scored = folder / f"scored-{rows}.parquet"
+            synthetic = args.synthetic_predictions and "streaming" not in only
+            if not all(m.startswith("drift") for m in only) or not synthetic:
+                say(f"writing {rows:,} rows to {data.name}")
+                write_data(data, rows)
+            if synthetic and any(m.startswith("drift") for m in only):
+                say(f"writing {rows:,} rows with synthetic predictions to {scored.name}")
+                write_data(scored, rows, predictions=True)
+            results[rows] = {}
             for mode in only:
                 if mode in ("today", "drift-pandas") and rows > args.skip_in_memory_above:
                     continue
@@ -307,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{r['peak_rss'] / 2**20:,.0f} MiB")
                 if mode not in ("streaming",) and out.exists() and not mode.startswith("drift"):
                     shutil.rmtree(out) if out.is_dir() else out.unlink()
-            data.unlink()
+            data.unlink(missing_ok=True)
             scored.unlink(missing_ok=True)
     finally:
         if cluster is not None:

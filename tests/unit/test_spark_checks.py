@@ -76,3 +76,24 @@ def test_partition_counts_summed_over_partitions_equal_counting_the_values():
     numbers_counted = _categories(rows, table[table.f == 2])
     assert numbers_counted.counts == {"1": int((numbers == 1).sum()),
                                       "2": int((numbers == 2).sum())}
+
+
+def test_parquet_with_fewer_row_groups_than_cores_is_spread_over_the_cores(tmp_path):
+    import types
+
+    import pandas as pd
+
+    from workbench.engines.spark import scoring_tasks
+
+    session = types.SimpleNamespace(sparkContext=types.SimpleNamespace(defaultParallelism=2))
+    frame = pd.DataFrame({"a": range(3000)})
+    frame.to_parquet(tmp_path / "one.parquet", row_group_size=3000)
+    (tmp_path / "many").mkdir()
+    frame.to_parquet(tmp_path / "many" / "three.parquet", row_group_size=1000)
+    frame.to_csv(tmp_path / "one.csv", index=False)
+    assert scoring_tasks(session, tmp_path / "one.parquet") == 2
+    assert scoring_tasks(session, tmp_path / "many") == 0
+    assert scoring_tasks(session, tmp_path / "one.csv") == 0
+    assert scoring_tasks(session, "s3a://bucket/data") == 0
+    session.sparkContext.defaultParallelism = 1
+    assert scoring_tasks(session, tmp_path / "one.parquet") == 0
