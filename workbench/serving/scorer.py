@@ -125,7 +125,7 @@ class Scorer:
         if len(group) > 1:
             merged = merge_batches([p.batch for p in group])
             try:
-                predictions, scores = model.predict_scored(merged)
+                predictions, scores = self._predict(model, merged)
             except Exception:  # one request's input broke the batch: find which, alone
                 predictions, scores = None, None
             if predictions is not None and len(predictions) == merged.rows:
@@ -134,13 +134,20 @@ class Scorer:
         replies = []
         for prepared in group:
             try:
-                predictions, scores = model.predict_scored(prepared.batch)
+                predictions, scores = self._predict(model, prepared.batch)
             except Exception as exc:
                 replies.append(self._failed(model, prepared, exc))
                 continue
             replies.extend(self._succeeded(model, [prepared], [predictions],
                                            None if scores is None else [scores]))
         return replies
+
+    def _predict(self, model: ServedModel, batch: Any) -> tuple[list[Any], list[float] | None]:
+        """Predictions, with the probabilities only when they are logged (``--no-log``
+        spares the request path the extra work)."""
+        if self.prediction_log is None:
+            return model.predict(batch), None
+        return model.predict_scored(batch)
 
     def _succeeded(self, model: ServedModel, group: list[Prepared],
                    outputs: list[list[Any]], scores: list[list[float]] | None) -> list[Reply]:

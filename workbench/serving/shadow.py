@@ -99,7 +99,9 @@ class ShadowScorer:
             started = time.perf_counter()
             try:
                 merged = merge_batches([p.batch for p in group])
-                predictions, scores = model.predict_scored(merged)
+                # Probabilities only when they are logged.
+                predictions, scores = (model.predict(merged), None) if self.prediction_log is None \
+                    else model.predict_scored(merged)
                 if len(predictions) != merged.rows:
                     raise ValueError(f"{len(predictions)} predictions for {merged.rows} rows")
             except Exception as exc:
