@@ -246,31 +246,11 @@ def _fast_predict(pyfunc: Any, schema: list[Column] | None) -> tuple[Any, bool, 
 
 
 def _scoring(estimator: Any) -> Callable[[Any], tuple[Any, Any]] | None:
-    """A function giving (predictions, the probability logged per row) in one pass, for a
-    scikit-learn classifier; None for anything else (a regressor, a pyfunc of the user's).
+    """(predictions, the probability logged per row) in one pass for a scikit-learn
+    classifier; None for anything else (see :func:`workbench.scoring.one_pass`)."""
+    from workbench.scoring import one_pass
 
-    A pipeline's transforms (the costly part: the column transformer) run once and its final
-    step predicts and gives probabilities from their output, which is what the pipeline's own
-    ``predict`` and ``predict_proba`` would each have computed.
-    """
-    from workbench import tasks
-
-    if estimator is None or not tasks.has_probability(estimator):
-        return None
-    steps = getattr(estimator, "steps", None)
-    head = estimator[:-1] if isinstance(steps, list) and len(steps) > 1 else None
-    final = estimator[-1] if head is not None else estimator
-    if not tasks.has_probability(final):
-        return None
-    classes = getattr(final, "classes_", None)
-
-    def score(features: Any) -> tuple[Any, Any]:
-        prepared = head.transform(features) if head is not None else features
-        predictions = final.predict(prepared)
-        return predictions, tasks.predicted_class_probability(
-            final.predict_proba(prepared), classes, predictions)
-
-    return score
+    return one_pass(estimator)
 
 
 def _input_example(pyfunc: Any) -> Any:
