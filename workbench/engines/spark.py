@@ -172,6 +172,11 @@ def start_session(settings: Settings, master: str | None = None,
         # What the JVM resolves its own address to (block manager, shuffle): loopback too,
         # not the host name's address (Spark warns and takes an outside interface).
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    # The Python workers run this interpreter (the model's libraries are here). PySpark takes
+    # the workers' Python from PYSPARK_PYTHON when it builds each UDF, not from the session's
+    # spark.pyspark.python: without it they run the first python3 on PATH, which outside an
+    # activated virtualenv lacks pandas. A user's own PYSPARK_PYTHON is kept.
+    os.environ.setdefault("PYSPARK_PYTHON", properties["spark.pyspark.python"])
     builder = SparkSession.builder
     for key, value in properties.items():
         builder = builder.config(key, value)
@@ -281,6 +286,39 @@ class StageProgress:
             lines[stage] = (f"spark stage {stage}: {info.numCompletedTasks} of {info.numTasks} "
                             f"tasks done, {info.numActiveTasks} running")
         return lines
+
+
+#: Rows per Arrow batch while scoring (Spark's default is 10,000, and the Parquet reader's
+#: batches of 4,096 rows cap it lower still): a model pays a fixed cost per call (a pipeline's
+#: checks, a thread pool's start), which larger batches spread (measured on the demo's
+#: pipeline: 30% less time per row at 100,000 than at 4,096). 100,000 rows of a few dozen
+#: columns are some tens of megabytes per task.
+SCORE_BATCH_ROWS = 100_000
+_BATCH_KEYS = ("spark.sql.execution.arrow.maxRecordsPerBatch",
+               "spark.sql.parquet.columnarReaderBatchSize")
+
+
+@contextlib.contextmanager
+def arrow_batches_of(session: SparkSession, rows: int) -> Iterator[None]:
+    """Up to ``rows`` rows per batch handed to Python in the jobs run within: Arrow's batch
+    size and the Parquet reader's (whose batches a Python UDF's are cut from). Both are
+    runtime SQL settings of the session, put back afterwards; a user's larger (or, for
+    Arrow, unlimited) setting is kept."""
+    changed: dict[str, str | None] = {}
+    for key in _BATCH_KEYS:
+        before = session.conf.get(key, None)
+        if before is not None and (int(before) <= 0 or int(before) >= rows):
+            continue
+        changed[key] = before
+        session.conf.set(key, str(rows))
+    try:
+        yield
+    finally:
+        for key, before in changed.items():
+            if before is None:
+                session.conf.unset(key)
+            else:
+                session.conf.set(key, before)
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -497,7 +535,7 @@ def predict_spark(
             scored = score_frame(session, frame, model, model_dir, workdir, scored_at,
                                  scoring_tasks(session, input_path))
             say(f"scoring with {instance.label} on {session.conf.get('spark.master')}")
-            with StageProgress(session, say):
+            with StageProgress(session, say), arrow_batches_of(session, SCORE_BATCH_ROWS):
                 rows = _write_folder(session, scored, output)
         except WorkbenchError:
             raise
@@ -543,7 +581,9 @@ def _write_folder(session: SparkSession, scored: DataFrame, output: Path) -> int
 
 __all__ = [
     "PANDAS_CONF",
+    "SCORE_BATCH_ROWS",
     "StageProgress",
+    "arrow_batches_of",
     "check_master",
     "download_model",
     "predict_spark",

@@ -19,7 +19,6 @@ boundaries costs a few milliseconds per 100,000 values.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import functools
@@ -85,7 +84,7 @@ def count_columns(frame: DataFrame, columns: Mapping[str, np.ndarray | None]
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
-    from workbench.engines.spark import _col
+    from workbench.engines.spark import _col, arrow_batches_of
 
     names = list(columns)
     if not names:
@@ -106,7 +105,7 @@ def count_columns(frame: DataFrame, columns: Mapping[str, np.ndarray | None]
             value = column.cast("string")
         projected.append(value.alias(f"c{i}"))
     counter = functools.partial(_count_partition, splits=splits)
-    with _arrow_batches_of(frame.sparkSession, COUNT_BATCH_ROWS):
+    with arrow_batches_of(frame.sparkSession, COUNT_BATCH_ROWS):
         counted = frame.select(*projected).mapInArrow(counter, _COUNTED_SCHEMA).toArrow()
     table = counted.to_pandas()
     rows = int(table.loc[table["f"] < 0, "n"].sum())
@@ -125,25 +124,6 @@ def count_columns(frame: DataFrame, columns: Mapping[str, np.ndarray | None]
 #: 0.41 s per million rows at 10,000 rows a batch, 0.15 s at 100,000, 7 numeric columns of
 #: 8,000 buckets); a batch of 100,000 rows of a few columns is some megabytes.
 COUNT_BATCH_ROWS = 100_000
-_BATCH_KEY = "spark.sql.execution.arrow.maxRecordsPerBatch"
-
-
-@contextlib.contextmanager
-def _arrow_batches_of(session: SparkSession, rows: int) -> Iterator[None]:
-    """At least ``rows`` rows per Arrow batch for the jobs run within (a runtime SQL
-    setting of the session, put back afterwards; a larger setting is kept)."""
-    before = session.conf.get(_BATCH_KEY, None)
-    if before is not None and (int(before) <= 0 or int(before) >= rows):
-        yield
-        return
-    session.conf.set(_BATCH_KEY, str(rows))
-    try:
-        yield
-    finally:
-        if before is None:
-            session.conf.unset(_BATCH_KEY)
-        else:
-            session.conf.set(_BATCH_KEY, before)
 
 
 #: What :func:`_count_partition` yields: per numeric column one row per non-empty bucket
