@@ -38,6 +38,8 @@ from workbench.errors import MonitoringError, NoCurrentData, WorkbenchError
 from workbench.store.schema import ID_VALUE_LEN
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     import pandas as pd
     from sqlalchemy.engine import Connection, Engine
 
@@ -174,6 +176,23 @@ def _ingest(conn: Connection, frame: pd.DataFrame, where: str, id_column: str,
         raise NoCurrentData(f"no predictions logged in {shown}; serve the model or score with "
                             "`workbench predict --log` first")
     schema.ensure(conn)  # version 4 holds the labels table; an older store is migrated
+    join = _dialect_join(conn)
+    # What the join needs to know of the store (SQLite: its column lists, one pass over every
+    # record) is read on a connection of its own meanwhile: the labels' checks and staging
+    # below take longer than that pass.
+    join.look_ahead(conn, id_column)
+    try:
+        return _join_labels(conn, join, frame, where, id_column, label_column, received, shown,
+                            say)
+    finally:
+        join.finish()
+
+
+def _join_labels(conn: Connection, join: _Join, frame: pd.DataFrame, where: str, id_column: str,
+                 label_column: str, received: dt.datetime, shown: str,
+                 say: Progress) -> LabelIngest:
+    from workbench.store import schema
+
     ids, labels, missing = _keys_and_labels(frame, id_column, label_column)
     new, duplicates, conflicting = _new_labels(ids, labels, _stored_labels(conn, id_column))
     say(f"{len(frame)} rows in {where}: {len(new)} new labels, {duplicates} duplicate(s), "
@@ -183,8 +202,7 @@ def _ingest(conn: Connection, frame: pd.DataFrame, where: str, id_column: str,
     waiting = _unmatched_labels(conn, id_column)
     say(f"joining on {'the logged request id' if id_column == REQUEST_ID else id_column} "
         f"in {shown}")
-    counts = _dialect_join(conn).run(conn, id_column, new, received,
-                                     where[:schema.SOURCE_LEN], waiting)
+    counts = join.run(conn, id_column, new, received, where[:schema.SOURCE_LEN], waiting)
     return LabelIngest(
         source=where, id_column=id_column, rows=len(frame), new_labels=len(new),
         matched=counts.matched, matched_rows=counts.matched_rows,
@@ -350,6 +368,9 @@ _LABEL_COLUMNS = ("id_column, id_value, label, received_at, source, prediction_i
 
 # (label JSON, received at, source) of a label stored unmatched by an earlier run
 Waiting = dict[str, tuple[str, dt.datetime, str]]
+# a column list (the stored inputs' start) -> the id's position in it (None: not there) and
+# whether records of more than one row have it
+ColumnLists = dict[str, tuple["int | None", bool]]
 
 
 @dataclass(frozen=True)
@@ -365,9 +386,11 @@ class _Counts:
 @dataclass(frozen=True)
 class _Part:
     """One INSERT ... SELECT of the join: its FROM clause (``p``: predictions, ``k``: the
-    keys), the SQL of the predicted row's index, and whether it reads one-row records only."""
+    keys) and WHERE clause, the SQL of the predicted row's index, and whether it reads
+    one-row records only."""
 
     joined: str
+    where: str
     index: str
     one_row: bool = False
 
@@ -425,11 +448,12 @@ class _Join:
         for part in parts:
             params["part"] = conn.execute(sa.text(
                 f"SELECT COALESCE(MAX(id), 0) FROM {LABELS_TABLE_NAME}")).scalar_one()
+            predicted, scores = self.predicted(part.index)
             conn.execute(sa.text(
                 f"INSERT INTO {LABELS_TABLE_NAME} ({_LABEL_COLUMNS}) SELECT :id_column, "
                 "k.id_value, k.label, coalesce(k.received_at, :received), coalesce(k.source, "
-                f":source), p.id, {part.index}, p.model_name, p.created_at, "
-                f"{self.predicted(part.index)}, {late} FROM {part.joined}"), params)
+                f":source), p.id, {part.index}, p.model_name, p.created_at, {predicted}, "
+                f"{late} FROM {part.joined}{scores} WHERE {part.where}"), params)
             if not part.one_row:
                 # A row index past the record's outputs has no prediction to judge (a one-row
                 # record always has its one output).
@@ -482,6 +506,12 @@ class _Join:
         return _Counts(matched, matched_rows, rematched, late_rows, dict(sorted(by_model.items())),
                        dict(sorted(late_by_model.items())))
 
+    def look_ahead(self, conn: Connection, id_column: str) -> None:
+        """Start reading what :meth:`by_input` will need, if it can be read meanwhile."""
+
+    def finish(self) -> None:
+        """Wait for what :meth:`look_ahead` started (the join's or a failure's end)."""
+
     @staticmethod
     def _drop(conn: Connection) -> None:
         for table in (_KEYS, _HEADS):
@@ -497,9 +527,10 @@ class _Join:
     def load(self, conn: Connection, new: pd.Series, waiting: Waiting) -> None:
         raise NotImplementedError
 
-    def predicted(self, index: str) -> str:
-        """The ``prediction`` (JSON) and ``score`` columns of row ``index`` of a record ``p``:
-        per-class probabilities give the last (positive) class's."""
+    def predicted(self, index: str) -> tuple[str, str]:
+        """The ``prediction`` (JSON) and ``score`` columns of row ``index`` of a record ``p``
+        (per-class probabilities give the last, positive, class's), and what they need added
+        to the FROM clause."""
         raise NotImplementedError
 
     def by_request(self) -> _Part:
@@ -538,58 +569,115 @@ class _SqliteJoin(_Join):
                 (key, label, self.time(at), source)
                 for key, (label, at, source) in waiting.items()])
 
-    def predicted(self, index: str) -> str:
+    def predicted(self, index: str) -> tuple[str, str]:
         at = f"('$[' || {index} || ']')"
-        return (f"p.outputs -> {at} AS prediction, CASE "
-                f"json_type(p.scores, {at}) WHEN 'array' THEN p.scores ->> ('$[' || {index} || "
-                f"'][#-1]') WHEN 'real' THEN p.scores ->> {at} WHEN 'integer' THEN "
-                f"CAST(p.scores ->> {at} AS REAL) END AS score")
+        # The row's score (s) parsed once, its type with it: asking json_type and then ->>
+        # parsed every record's scores twice (a second and a half of the join at a million).
+        # A number comes back as one row without a key; per-class probabilities as a row per
+        # class, of which the last is kept. LEFT: a record without scores (a regressor's)
+        # still joins, its score null.
+        return (f"p.outputs -> {at} AS prediction, CASE s.type WHEN 'real' THEN s.value WHEN "
+                "'integer' THEN CAST(s.value AS REAL) END AS score",
+                f" LEFT JOIN json_each(p.scores, {at}) s ON s.key IS NULL OR s.key = "
+                f"json_array_length(p.scores, {at}) - 1")
 
     def by_request(self) -> _Part:
         from workbench.store.schema import TABLE_NAME
 
-        return _Part(f"{TABLE_NAME} p CROSS JOIN {_KEYS} k CROSS JOIN json_each(p.outputs) o "
-                     "WHERE k.id_value = p.request_id", "o.key")
+        return _Part(f"{TABLE_NAME} p CROSS JOIN {_KEYS} k CROSS JOIN json_each(p.outputs) o",
+                     "k.id_value = p.request_id", "o.key")
 
     def by_input(self, conn: Connection, id_column: str) -> list[_Part]:
         from workbench.store.schema import TABLE_NAME
 
-        head = self._column_lists(conn, id_column)
+        lists = self._lists.result() if self._lists is not None else None
+        if lists is None:
+            lists = self._column_lists(conn, id_column)
         # The value (e) as the text labels are keyed by (see ``key_text``): a whole float is
         # the integer it prints as; an integer meets the text key by the column's affinity.
         key = ("k.id_value = substr(CASE WHEN e.type = 'real' AND e.value = CAST(e.value AS "
                "INTEGER) THEN CAST(CAST(e.value AS INTEGER) AS TEXT) ELSE e.value END, 1, "
                f"{ID_VALUE_LEN})")
+        positions = {position for position, _multi in lists.values() if position is not None}
+        if not positions:
+            return []  # no logged record has the id column: nothing can match
+        if len(positions) == 1 and all(p is not None for p, _multi in lists.values()):
+            # Every record's columns have the id at one place (one signature, the usual
+            # store): its path is a constant and no record's column list need be read.
+            heads, where, position = "", "TRUE", str(next(iter(positions)))
+        else:
+            self._stage_heads(conn, lists)
+            heads = f" CROSS JOIN {_HEADS} h"
+            where, position = f"h.head = {self.HEAD}", "h.position"
         # One-row records (the server's, the common case) read their one value by its path;
         # the others are unnested row by row. Two statements: a single one choosing per record
-        # cost a third more at a million records.
-        return [
-            _Part(f"{TABLE_NAME} p CROSS JOIN {_HEADS} h CROSS JOIN json_each(p.inputs, "
-                  f"'$.data[0][' || h.position || ']') e CROSS JOIN {_KEYS} k WHERE p.n_rows = 1 "
-                  f"AND h.head = {head} AND {key}", "0", one_row=True),
-            _Part(f"{TABLE_NAME} p CROSS JOIN {_HEADS} h CROSS JOIN json_each(p.inputs, '$.data') "
-                  f"r CROSS JOIN json_each(r.value, '$[' || h.position || ']') e CROSS JOIN "
-                  f"{_KEYS} k WHERE p.n_rows > 1 AND h.head = {head} AND {key}", "r.key")]
+        # cost a third more at a million records; the second is left out when the store has
+        # no record of more than one row.
+        parts = [_Part(f"{TABLE_NAME} p{heads} CROSS JOIN json_each(p.inputs, '$.data[0][' || "
+                       f"{position} || ']') e CROSS JOIN {_KEYS} k",
+                       f"p.n_rows = 1 AND {where} AND {key}", "0", one_row=True)]
+        if any(multi for _position, multi in lists.values()):
+            parts.append(_Part(
+                f"{TABLE_NAME} p{heads} CROSS JOIN json_each(p.inputs, '$.data') r CROSS JOIN "
+                f"json_each(r.value, '$[' || {position} || ']') e CROSS JOIN {_KEYS} k",
+                f"p.n_rows > 1 AND {where} AND {key}", "r.key"))
+        return parts
 
-    @staticmethod
-    def _column_lists(conn: Connection, id_column: str) -> str:
-        """Stage the id's position in each distinct column list the store holds (a few: one
-        per model's signature) and return the SQL of a record's list, the key to it."""
+    #: The SQL of a record's column list (its stored inputs up to the end of the list).
+    HEAD = f"substr(p.inputs, 1, instr(p.inputs, '{_COLUMNS_END}'))"
+
+    _lists: Future[ColumnLists | None] | None = None
+
+    def look_ahead(self, conn: Connection, id_column: str) -> None:
+        # A file's store only: another connection to an in-memory database is another database.
+        database = conn.engine.url.database or ""
+        if id_column == REQUEST_ID or database in ("", ":memory:") or "mode=memory" in str(
+                conn.engine.url):
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        engine = conn.engine
+
+        def scan() -> ColumnLists | None:
+            try:
+                with engine.connect() as reader:
+                    return self._column_lists(reader, id_column)
+            except Exception:  # read again in the join's own transaction, which says why
+                return None
+
+        pool = ThreadPoolExecutor(1, thread_name_prefix="workbench-labels")
+        self._lists = pool.submit(scan)
+        pool.shutdown(wait=False)
+
+    def finish(self) -> None:
+        if self._lists is not None:
+            self._lists.result()
+
+    def _column_lists(self, conn: Connection, id_column: str) -> ColumnLists:
+        """Each distinct column list the store holds (a few: one per model's signature): the
+        id's position in it (None: not there) and whether records of more than one row have
+        it."""
         from workbench.store.schema import TABLE_NAME
 
-        head = f"substr(p.inputs, 1, instr(p.inputs, '{_COLUMNS_END}'))"
-        conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {_HEADS} (head TEXT PRIMARY KEY, "
-                             "position INTEGER NOT NULL)")
-        positions = []
-        for (text,) in conn.exec_driver_sql(f"SELECT DISTINCT {head} FROM {TABLE_NAME} p"):
+        lists: ColumnLists = {}
+        for text, multi in conn.exec_driver_sql(
+                f"SELECT DISTINCT {self.HEAD}, p.n_rows > 1 FROM {TABLE_NAME} p"):
             try:
                 names = orjson.loads(text + "}").get("columns") or []
             except (orjson.JSONDecodeError, AttributeError):
-                continue  # not the writer's form: nothing to join
-            if id_column in names:
-                positions.append((text, names.index(id_column)))
-        conn.exec_driver_sql(f"INSERT INTO {_HEADS} VALUES (?, ?)", positions)
-        return head
+                names = []  # not the writer's form: nothing to join
+            position = names.index(id_column) if id_column in names else None
+            lists[text] = (position, bool(multi) or lists.get(text, (None, False))[1])
+        return lists
+
+    @staticmethod
+    def _stage_heads(conn: Connection, lists: ColumnLists) -> None:
+        """The column lists that have the id, with its position, for the join to look up."""
+        conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {_HEADS} (head TEXT PRIMARY KEY, "
+                             "position INTEGER NOT NULL)")
+        conn.exec_driver_sql(f"INSERT INTO {_HEADS} VALUES (?, ?)", [
+            (text, position) for text, (position, _multi) in lists.items()
+            if position is not None])
 
 
 class _PostgresJoin(_Join):
@@ -615,18 +703,18 @@ class _PostgresJoin(_Join):
         for start in range(0, len(rows), _INSERT_CHUNK):
             conn.execute(sa.insert(keys), rows[start:start + _INSERT_CHUNK])
 
-    def predicted(self, index: str) -> str:
+    def predicted(self, index: str) -> tuple[str, str]:
         score = f"(p.scores::jsonb -> {index})"
         return (f"(p.outputs::jsonb -> {index})::text AS prediction, CASE jsonb_typeof({score}) "
                 f"WHEN 'array' THEN ({score} ->> -1)::float8 WHEN 'number' THEN ({score} #>> "
-                "'{}')::float8 END AS score")
+                "'{}')::float8 END AS score", "")
 
     def by_request(self) -> _Part:
         from workbench.store.schema import TABLE_NAME
 
         return _Part(f"{TABLE_NAME} p JOIN {_KEYS} k ON k.id_value = p.request_id CROSS JOIN "
                      "LATERAL jsonb_array_elements(p.outputs::jsonb) WITH ORDINALITY o(value, n)",
-                     "(o.n - 1)::int")
+                     "TRUE", "(o.n - 1)::int")
 
     def by_input(self, conn: Connection, id_column: str) -> list[_Part]:
         from workbench.store.schema import TABLE_NAME
@@ -641,7 +729,7 @@ class _PostgresJoin(_Join):
             "LATERAL (SELECT (n.n - 1)::int AS position FROM jsonb_array_elements_text(i.j -> "
             "'columns') WITH ORDINALITY n(name, n) WHERE n.name = :id_column LIMIT 1) c CROSS "
             "JOIN LATERAL jsonb_array_elements(i.j -> 'data') WITH ORDINALITY r(value, n) JOIN "
-            f"{_KEYS} k ON k.id_value = {key}", "(r.n - 1)::int")]
+            f"{_KEYS} k ON k.id_value = {key}", "TRUE", "(r.n - 1)::int")]
 
 
 def _dialect_join(conn: Connection) -> _Join:
