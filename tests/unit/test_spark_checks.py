@@ -97,3 +97,21 @@ def test_parquet_with_fewer_row_groups_than_cores_is_spread_over_the_cores(tmp_p
     assert scoring_tasks(session, "s3a://bucket/data") == 0
     session.sparkContext.defaultParallelism = 1
     assert scoring_tasks(session, tmp_path / "one.parquet") == 0
+
+
+def test_the_drivers_first_rows_of_local_parquet_are_read_without_spark(tmp_path):
+    import pandas as pd
+
+    from workbench.engines.spark import first_rows
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    pd.DataFrame({"a": range(150), "b": ["x"] * 150}).to_parquet(folder / "part-0.parquet")
+    pd.DataFrame({"a": range(500, 510), "b": ["y"] * 10}).to_parquet(folder / "part-1.parquet")
+    sample = first_rows(folder)
+    assert sample is not None and list(sample.a) == list(range(100))
+    assert list(sample.columns) == ["a", "b"]
+    assert list(first_rows(folder / "part-1.parquet", rows=3).a) == [500, 501, 502]
+    pd.DataFrame({"a": [1]}).to_csv(tmp_path / "t.csv", index=False)
+    assert first_rows(tmp_path / "t.csv") is None  # Spark's own sample has its inferred types
+    assert first_rows("s3a://bucket/data") is None

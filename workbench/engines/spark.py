@@ -31,7 +31,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,12 +39,13 @@ from workbench.config import Settings
 from workbench.engines.local import FORMATS, resolve_dataset
 from workbench.errors import MissingDependency, WorkbenchError
 from workbench.predict import BatchPrediction, LoadedModel, scored_at_text
+from workbench.progress import Progress
 from workbench.registry import Instance, Registry
 
 if TYPE_CHECKING:
+    import pandas as pd
     from pyspark.sql import DataFrame, SparkSession
 
-Progress = Callable[[str], None]
 
 #: Spark properties the engine sets so that pandas 3 and PySpark 4 convert correctly.
 #:
@@ -374,6 +375,24 @@ def check_schema(frame: DataFrame, columns: list[str] | None, types: Mapping[str
                                  f"not numbers; {label} takes {kind} values there")
 
 
+def first_rows(source: Path | str, rows: int = SAMPLE_ROWS) -> pd.DataFrame | None:
+    """The first ``rows`` rows of a local Parquet dataset, read with pyarrow; None for CSV
+    (Spark infers its types: its own sample has them) and URIs.
+
+    Spark's ``limit(...).toPandas()`` gives the same frame (Arrow converts both) through a
+    job of its own: some seconds of a short command's start.
+    """
+    if "://" in str(source):
+        return None
+    dataset = resolve_dataset(source)
+    if dataset.kind != "parquet":
+        return None
+    import pyarrow.parquet as pq
+
+    batch = next(pq.ParquetFile(dataset.files[0]).iter_batches(batch_size=rows), None)
+    return batch.to_pandas() if batch is not None and batch.num_rows else None
+
+
 def scoring_tasks(session: SparkSession, source: Path | str) -> int:
     """How many partitions to score ``source`` in: 0 to keep Spark's own reading, else the
     session's cores, when the data has fewer Parquet row groups than that.
@@ -403,13 +422,16 @@ def scoring_tasks(session: SparkSession, source: Path | str) -> int:
 
 
 def score_frame(session: SparkSession, frame: DataFrame, model: LoadedModel, model_dir: Path,
-                workdir: Path, scored_at: dt.datetime, tasks: int = 0) -> DataFrame:
+                workdir: Path, scored_at: dt.datetime, tasks: int = 0,
+                sample: pd.DataFrame | None = None) -> DataFrame:
     """``frame`` with the local engine's added columns, scored by ``mlflow.pyfunc.spark_udf``.
 
     The model is wrapped in a :class:`~workbench.engines._scorer.SparkScorer` saved under
     ``workdir``, which spark_udf ships to the executors (as an archive on a cluster).
     With ``tasks`` (see :func:`scoring_tasks`), the rows are spread over that many
-    partitions before scoring (the output's row order is then not the input's).
+    partitions before scoring (the output's row order is then not the input's). ``sample``:
+    the first rows of ``frame``, when the caller has them (see :func:`first_rows`); else
+    Spark reads them.
 
     Raises:
         WorkbenchError: the schema or the first rows do not fit the model (see
@@ -419,7 +441,8 @@ def score_frame(session: SparkSession, frame: DataFrame, model: LoadedModel, mod
     from pyspark.sql import functions as F
 
     check_schema(frame, model.input_columns, model.input_types, model.label)
-    sample = frame.limit(SAMPLE_ROWS).toPandas()
+    if sample is None:
+        sample = frame.limit(SAMPLE_ROWS).toPandas()
     predictions, probability = model.outputs(sample)
     fields = [("prediction", _spark_type(predictions))]
     if probability is not None:
@@ -525,24 +548,43 @@ def predict_spark(
     if "://" not in str(input_path):
         resolve_dataset(input_path)  # a missing input says so before Spark starts
     scored_at = dt.datetime.now(dt.timezone.utc)
+
+    def load_model(workdir: Path) -> tuple[Path, LoadedModel, pd.DataFrame | None]:
+        model_dir = download_model(instance, settings, workdir)
+        return (model_dir, LoadedModel(instance, settings, source=str(model_dir)),
+                first_rows(input_path))
+
+    from concurrent.futures import ThreadPoolExecutor
+
     with tempfile.TemporaryDirectory(prefix="workbench-spark-") as tmp, \
-            session_for(settings, master, conf, spark, say) as session:
+            ThreadPoolExecutor(1, thread_name_prefix="workbench-model") as pool:
         workdir = Path(tmp)
-        try:
-            model_dir = download_model(instance, settings, workdir)
-            model = LoadedModel(instance, settings, source=str(model_dir))
-            frame = read_dataset(session, input_path)
-            scored = score_frame(session, frame, model, model_dir, workdir, scored_at,
-                                 scoring_tasks(session, input_path))
-            say(f"scoring with {instance.label} on {session.conf.get('spark.master')}")
-            with StageProgress(session, say), arrow_batches_of(session, SCORE_BATCH_ROWS):
-                rows = _write_folder(session, scored, output)
-        except WorkbenchError:
-            raise
-        except Exception as exc:  # Py4J and Spark's own errors: their reason, in one line
-            raise WorkbenchError(f"scoring on Spark failed: {spark_message(exc)}") from exc
+        # The model is downloaded and loaded while the JVM starts (seconds each); the session
+        # itself starts on this thread, where PySpark can take over Ctrl-C to cancel the jobs.
+        loading = pool.submit(load_model, workdir)
+        with session_for(settings, master, conf, spark, say) as session:
+            try:
+                model_dir, model, sample = loading.result()
+                frame = read_dataset(session, input_path)
+                scored = score_frame(session, frame, model, model_dir, workdir, scored_at,
+                                     scoring_tasks(session, input_path), sample)
+                say(f"scoring with {instance.label} on {session.conf.get('spark.master')}")
+                with StageProgress(session, say), arrow_batches_of(session, SCORE_BATCH_ROWS):
+                    rows = _write_folder(scored, output)
+            except WorkbenchError:
+                raise
+            except Exception as exc:  # Py4J and Spark's own errors: their reason, in one line
+                raise WorkbenchError(f"scoring on Spark failed: {spark_message(exc)}") from exc
     say(f"{rows:,} rows written to {output}")
     return BatchPrediction(output, rows, instance, scored_at)
+
+
+def _rows_written(folder: Path) -> int:
+    """The rows in a folder of Parquet files Spark wrote, from their footers (counting them
+    with Spark would be a job of its own)."""
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(path).metadata.num_rows for path in folder.glob("*.parquet"))
 
 
 def download_model(instance: Instance, settings: Settings, workdir: Path) -> Path:
@@ -555,7 +597,7 @@ def download_model(instance: Instance, settings: Settings, workdir: Path) -> Pat
         tracking_uri=settings.tracking_uri))
 
 
-def _write_folder(session: SparkSession, scored: DataFrame, output: Path) -> int:
+def _write_folder(scored: DataFrame, output: Path) -> int:
     """Write ``scored`` as Parquet into ``output``, whole or not at all; the rows written.
 
     Raises:
@@ -567,7 +609,7 @@ def _write_folder(session: SparkSession, scored: DataFrame, output: Path) -> int
     shutil.rmtree(staging, ignore_errors=True)
     try:
         scored.write.parquet(str(staging))
-        rows = session.read.parquet(str(staging)).count()
+        rows = _rows_written(staging)
     except Exception as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise WorkbenchError(f"scoring on Spark failed: {spark_message(exc)}") from exc
@@ -586,6 +628,7 @@ __all__ = [
     "arrow_batches_of",
     "check_master",
     "download_model",
+    "first_rows",
     "predict_spark",
     "read_dataset",
     "require_spark",
