@@ -10,14 +10,14 @@ import io
 import os
 import tarfile
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from workbench.errors import DockerError, ImageBuildFailed, ImageNotFound, MissingDependency
+from workbench.progress import Progress
 
-Progress = Callable[[str], None]
 LOG_TAIL_LINES = 25
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from workbench.demo.data import demo_data_path, write_demo_data
 from workbench.errors import PromotionRefused
 from workbench.jobs import JobSpec, run_job
 from workbench.naming import ModelName
+from workbench.progress import Progress
 from workbench.registry import Instance, Registry
 from workbench.serving.replay import ReplayStats
 
@@ -40,7 +40,6 @@ from workbench.serving.replay import ReplayStats
 # the server merges them (micro-batching) as it would under production traffic.
 REPLAY_CONNECTIONS = 8
 
-Progress = Callable[[str], None]
 INSTANCE = "churn"
 TRAIN_MONTH, RETRAIN_MONTH, SCORE_MONTH = "20240131", "20240229", "20240331"
 DRIFT_MONTH = "20240430"  # the example data drifts from here on (workbench.demo.data.DRIFT_STARTS)

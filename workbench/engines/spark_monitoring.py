@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from pyspark.sql import DataFrame, SparkSession
 
-    from workbench.engines.spark import Progress
+    from workbench.progress import Progress
 
 Counts = NumericCounts | CategoryCounts
 

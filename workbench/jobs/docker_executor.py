@@ -19,7 +19,8 @@ from typing import Any
 from workbench import _docker
 from workbench.config import Settings
 from workbench.errors import ConfigError
-from workbench.jobs.spec import JobSpec, JobTimeout, PreparedJob, Progress
+from workbench.jobs.spec import JobSpec, JobTimeout, PreparedJob
+from workbench.progress import Progress
 
 CONTAINER_UID = 1000  # the `workbench` user of images/workbench/Dockerfile
 CONTAINER_HOME = "/home/workbench"

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 from workbench.errors import ConfigError
-from workbench.jobs.spec import Executor, JobSpec, JobTimeout, PreparedJob, Progress
+from workbench.jobs.spec import Executor, JobSpec, JobTimeout, PreparedJob
+from workbench.progress import Progress
 
 if TYPE_CHECKING:
     from workbench.config import Settings

@@ -19,8 +19,9 @@ from workbench.config import Settings
 from workbench.errors import JobFailed, JobKilled, TrackingError, WorkbenchError
 from workbench.jobs.executors import executors
 from workbench.jobs.params import check_parameters, declared_parameters, parse_literal
-from workbench.jobs.spec import JobResult, JobSpec, JobTimeout, PreparedJob, Progress
+from workbench.jobs.spec import JobResult, JobSpec, JobTimeout, PreparedJob
 from workbench.jobs.tracking import ClientTracker, JobTracker, Settlement
+from workbench.progress import Progress
 from workbench.tracking import make_client, require_server, run_ui_url
 
 if TYPE_CHECKING:

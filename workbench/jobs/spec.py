@@ -5,15 +5,15 @@ Also the contract between the runner and an executor (``Executor``, ``Progress``
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from workbench.progress import Progress
+
 if TYPE_CHECKING:
     from workbench.config import Settings
 
-Progress = Callable[[str], None]
 """Receives one line of progress for the user (the CLI prints it on stderr)."""
 
 

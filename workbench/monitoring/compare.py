@@ -29,7 +29,7 @@ import datetime as dt
 import math
 import numbers
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -40,12 +40,12 @@ from workbench.config import Settings
 from workbench.errors import MonitoringError, NoCurrentData, WorkbenchError
 from workbench.monitoring.service import parse_time, resolve_model
 from workbench.monitoring.stats import chi_square, js_distance, ks_pvalue
+from workbench.progress import Progress
 from workbench.registry import Instance, Registry
 
 if TYPE_CHECKING:
     import pandas as pd
 
-Progress = Callable[[str], None]
 
 DEFAULT_RTOL = 1e-6
 # Floats this close to each other agree even where a relative tolerance cannot (around 0).

@@ -27,7 +27,6 @@ memory follows the labels, not the store. The role needs the right to create tem
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from workbench.errors import MonitoringError, NoCurrentData, WorkbenchError
+from workbench.progress import Progress
 from workbench.store.schema import ID_VALUE_LEN
 
 if TYPE_CHECKING:
@@ -47,7 +47,6 @@ REQUEST_ID = "request_id"
 DEFAULT_LABEL_COLUMN = "label"
 _INSERT_CHUNK = 50_000
 
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +38,7 @@ import orjson
 from workbench import tasks
 from workbench.config import Settings
 from workbench.errors import MonitoringError, NoCurrentData, WorkbenchError
+from workbench.progress import Progress
 from workbench.promotion import (
     PERFORMANCE_CHECKED_AT_TAG,
     PERFORMANCE_METRIC_TAG,
@@ -61,7 +62,6 @@ METRICS = PROBABILITY_METRICS + CLASS_METRICS + REGRESSION_METRICS
 PERFORMANCE = "performance"
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import dataclasses
 import datetime as dt
 import re
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +41,7 @@ from workbench.errors import (
 from workbench.monitoring.drift import DRIFT, DriftResult, Thresholds, check_drift, validate_frame
 from workbench.monitoring.profile import PREDICTION, ReferenceProfile
 from workbench.monitoring.report import REPORT_FILE, SUMMARY_FILE, write_report
+from workbench.progress import Progress
 from workbench.promotion import DRIFT_CHECKED_AT_TAG, DRIFT_STATUS_TAG
 from workbench.registry import PROFILE_TAG, Instance, Registry
 
@@ -58,7 +59,6 @@ FAILURE_TAG = "workbench.failure"
 NOTE_TAG = "mlflow.note.content"
 _TAG_LIMIT = 5000
 
-Progress = Callable[[str], None]
 _RELATIVE = re.compile(r"^(\d+)\s*([dhm])$")
 # What read_predictions adds to the inputs (a model's drift reads all its rows, whatever
 # their role: its inputs drift the same whether it answered or shadowed).

@@ -19,9 +19,9 @@ from workbench._version import __version__
 from workbench.config import Settings
 from workbench.errors import ConfigError
 from workbench.packaging import wheelhouse
+from workbench.progress import Progress
 from workbench.resources import shipped
 
-Progress = Callable[[str], None]
 LABEL_PREFIX = "org.mlops-workbench"
 # The runtime image lists what it has installed, so packaging can tell whether a model's
 # requirements are met without starting a container.

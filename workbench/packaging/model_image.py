@@ -11,7 +11,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,11 +21,11 @@ from workbench.config import Settings
 from workbench.naming import ModelName
 from workbench.packaging import images, wheelhouse
 from workbench.packaging.dockerfile import ModelImageSpec, render_model_dockerfile
+from workbench.progress import Progress
 
 if TYPE_CHECKING:
     from workbench.registry import Instance, Registry
 
-Progress = Callable[[str], None]
 REPOSITORY = "workbench-model"
 LABEL = f"{images.LABEL_PREFIX}.model"
 # A model saved by plain MLflow asks for `mlflow`; serving needs only its client half,

@@ -13,15 +13,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 from workbench._version import __version__
 from workbench.errors import WheelhouseError
+from workbench.progress import Progress
 
-Progress = Callable[[str], None]
 DISTRIBUTION = "mlops-workbench"
 REQUIREMENTS_FILE = "requirements.txt"
 _COMPLETE = ".complete"

@@ -15,7 +15,7 @@ import secrets
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,9 +24,9 @@ from workbench import _docker
 from workbench._version import __version__
 from workbench.config import Settings
 from workbench.errors import ConfigError, DockerError, PlatformError
+from workbench.progress import Progress
 from workbench.resources import shipped
 
-Progress = Callable[[str], None]
 COMPOSE_FILE = "compose.yaml"
 ENV_FILE = ".env"
 DEFAULT_PROJECT = "mlops-workbench"

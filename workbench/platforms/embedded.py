@@ -29,7 +29,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -41,8 +41,7 @@ import psutil
 from workbench.client import answers
 from workbench.config import Settings
 from workbench.errors import PlatformError, PortBusy
-
-Progress = Callable[[str], None]
+from workbench.progress import Progress
 
 
 @dataclass(frozen=True)

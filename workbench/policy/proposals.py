@@ -59,6 +59,7 @@ from workbench.policy.schema import (
     Policy,
     resolve_notebook,
 )
+from workbench.progress import Progress
 from workbench.promotion import DRIFT_STATUS_TAG, SameData
 
 if TYPE_CHECKING:
@@ -67,7 +68,6 @@ if TYPE_CHECKING:
     from workbench.monitoring.performance import PerformanceVerdict
     from workbench.registry import Instance, Registry
 
-Progress = Callable[[str], None]
 log = logging.getLogger("workbench.policy")
 
 PROPOSAL_PREFIX = "workbench.proposal."

@@ -51,6 +51,7 @@ from workbench.policy.schema import (
     policy_files,
     resolve_notebook,
 )
+from workbench.progress import Progress
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.background import BackgroundScheduler
@@ -58,7 +59,6 @@ if TYPE_CHECKING:
 
     from workbench.policy.proposals import Proposal
 
-Progress = Callable[[str], None]
 log = logging.getLogger("workbench.policy")
 
 JOBS_TABLE = "workbench_schedule_jobs"

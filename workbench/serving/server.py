@@ -7,16 +7,14 @@ an alias moves while they start.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 from workbench.config import Settings
 from workbench.errors import ConfigError, WorkbenchError
+from workbench.progress import Progress
 from workbench.serving import app as serving_app
 from workbench.serving import options as options_module
 from workbench.serving.options import ServeOptions
-
-Progress = Callable[[str], None]
 
 
 def serve(
