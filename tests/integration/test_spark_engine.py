@@ -263,9 +263,16 @@ def test_without_java_the_spark_engine_says_what_to_install(spark_ready, setting
 
 def test_the_cli_scores_on_spark_and_shows_its_stages(spark_ready, settings, champion, march,
                                                       tmp_path):
+    # As a user runs it without activating the virtualenv: its bin folder is not on PATH, so
+    # the Python workers must be given this interpreter (the first python3 on PATH may lack
+    # pandas and the model's libraries).
+    here = Path(sys.executable).parent
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if Path(p) != here)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYSPARK_PYTHON", "VIRTUAL_ENV")}
     done, _ = _workbench(["predict", champion.full_name, "--input", str(march / "*.parquet"),
                           "--output", str(tmp_path / "out"), "--engine", "spark", "--master",
-                          "local[2]", "--conf", "spark.sql.shuffle.partitions=4"], settings)
+                          "local[2]", "--conf", "spark.sql.shuffle.partitions=4"], settings,
+                         env={**env, **settings.as_env(), "PATH": path})
     assert done.returncode == 0, done.stderr
     assert f"1500 rows scored by {champion.label}" in done.stdout
     assert "spark stage " in done.stderr and "\r" not in done.stderr
