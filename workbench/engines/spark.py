@@ -146,11 +146,14 @@ def check_master(master: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
 
 def start_session(settings: Settings, master: str | None = None,
                   conf: Mapping[str, str] | None = None,
-                  progress: Progress | None = None) -> SparkSession:
+                  progress: Progress | None = None, *,
+                  wait_for_executors: bool = True) -> SparkSession:
     """A Spark session on ``master`` (default ``settings.spark_master``).
 
     The caller stops it (``session.stop()``). With a standalone master, the session is
-    returned once an executor has registered.
+    returned once an executor has registered (unless ``wait_for_executors`` is false: then
+    the caller calls :func:`require_executors` before its first job, and meanwhile prepares
+    what needs the driver only).
 
     Raises:
         MissingDependency, WorkbenchError: see :func:`require_spark` and
@@ -186,13 +189,21 @@ def start_session(settings: Settings, master: str | None = None,
     except Exception as exc:
         raise WorkbenchError(f"Spark did not start on {master}: {spark_message(exc)}") from exc
     session.sparkContext.setLogLevel("ERROR")
-    if master.startswith("spark://"):
-        _wait_for_executors(session, master)
+    if wait_for_executors:
+        require_executors(session)
     return session
 
 
-def _wait_for_executors(session: SparkSession, master: str,
-                        timeout: float = EXECUTOR_TIMEOUT_S) -> None:
+def require_executors(session: SparkSession, timeout: float = EXECUTOR_TIMEOUT_S) -> None:
+    """Wait until a standalone master has given the session an executor (at once for other
+    masters).
+
+    Raises:
+        WorkbenchError: none registered within ``timeout`` seconds (the session is stopped).
+    """
+    master = session.conf.get("spark.master") or ""
+    if not master.startswith("spark://"):
+        return
     context = session.sparkContext
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -208,12 +219,15 @@ def _wait_for_executors(session: SparkSession, master: str,
 
 @contextlib.contextmanager
 def session_for(settings: Settings, master: str | None, conf: Mapping[str, str] | None,
-                spark: SparkSession | None, progress: Progress | None) -> Iterator[SparkSession]:
-    """``spark`` when given (left running), else a new session stopped at the end."""
+                spark: SparkSession | None, progress: Progress | None, *,
+                wait_for_executors: bool = True) -> Iterator[SparkSession]:
+    """``spark`` when given (left running), else a new session stopped at the end (see
+    :func:`start_session` for ``wait_for_executors``)."""
     if spark is not None:
         yield spark
         return
-    session = start_session(settings, master, conf, progress)
+    session = start_session(settings, master, conf, progress,
+                            wait_for_executors=wait_for_executors)
     try:
         yield session
     finally:
@@ -562,10 +576,15 @@ def predict_spark(
         # The model is downloaded and loaded while the JVM starts (seconds each); the session
         # itself starts on this thread, where PySpark can take over Ctrl-C to cancel the jobs.
         loading = pool.submit(load_model, workdir)
-        with session_for(settings, master, conf, spark, say) as session:
+        # A standalone master's executor starts meanwhile too: the model's loading and the
+        # input's reading on the driver do not wait for it; the scoring plan does.
+        with session_for(settings, master, conf, spark, say,
+                         wait_for_executors=False) as session:
             try:
                 model_dir, model, sample = loading.result()
                 frame = read_dataset(session, input_path)
+                # (Before the tasks are counted: they follow the executors' cores.)
+                require_executors(session)
                 scored = score_frame(session, frame, model, model_dir, workdir, scored_at,
                                      scoring_tasks(session, input_path), sample)
                 say(f"scoring with {instance.label} on {session.conf.get('spark.master')}")
@@ -631,6 +650,7 @@ __all__ = [
     "first_rows",
     "predict_spark",
     "read_dataset",
+    "require_executors",
     "require_spark",
     "score_frame",
     "scoring_tasks",
