@@ -80,8 +80,7 @@ class ModelScorer:
         self._raw = _unwrap(pyfunc)
         # Predictions and probabilities in one pass of the pipeline (and of the model, for
         # the tree ensembles), for a scikit-learn classifier whose input MLflow can check.
-        self._enforce = _enforcing(pyfunc)
-        self._one_pass = one_pass(self._raw) if self._enforce is not None else None
+        self._one_pass = _one_pass(pyfunc, self._raw)
         signature = pyfunc.metadata.get_input_schema()
         self.input_columns = signature.input_names() if signature is not None else None
         # column -> MLflow type name, for the columns the signature types (not tensors)
@@ -118,10 +117,8 @@ class ModelScorer:
         from mlflow.exceptions import MlflowException
 
         try:
-            if self._one_pass is not None and self._enforce is not None:
-                # What pyfunc.predict does first (the signature's enforcement), then the
-                # model's predictions and probabilities computed together.
-                predictions, probability = self._one_pass(self._enforce(features))
+            if self._one_pass is not None:
+                predictions, probability = self._one_pass(features)
             else:
                 predictions = self.pyfunc.predict(features)
                 probability = tasks.probability(self._raw, features, predictions)
@@ -222,12 +219,14 @@ def _row(index: Any) -> str:
     return str(index + 1) if isinstance(index, numbers.Integral) else repr(index)
 
 
-def _enforcing(pyfunc: Any) -> Callable[[Any], Any] | None:
-    """The input checks ``pyfunc.predict`` makes before it calls a scikit-learn model (the
-    signature's enforcement), as a function of the input; None when the model is not
-    scikit-learn's or this MLflow does not have them where the workbench looks (then the
-    model is scored through ``pyfunc.predict``, its probabilities in a second pass)."""
-    if "sklearn" not in getattr(pyfunc.metadata, "flavors", {}):
+def _one_pass(pyfunc: Any, raw: Any) -> Callable[[Any], tuple[Any, Any]] | None:
+    """What ``pyfunc.predict`` does first (the signature's enforcement), then the model's
+    predictions and probabilities computed together (:func:`workbench.scoring.one_pass`); None
+    when the model is not a scikit-learn classifier or this MLflow does not have its checks
+    where the workbench looks (then the model is scored through ``pyfunc.predict``, its
+    probabilities in a second pass)."""
+    score = one_pass(raw)
+    if score is None or "sklearn" not in getattr(pyfunc.metadata, "flavors", {}):
         return None
     try:  # MLflow's own step (pinned below 3.18 in setup.cfg); checked by the unit tests
         from mlflow.pyfunc import _validate_prediction_input
@@ -236,10 +235,10 @@ def _enforcing(pyfunc: Any) -> Callable[[Any], Any] | None:
     schema, params = pyfunc.metadata.get_input_schema(), pyfunc.metadata.get_params_schema()
     flavor = getattr(pyfunc, "loader_module", None) or "mlflow.sklearn"
 
-    def enforce(features: Any) -> Any:
-        return _validate_prediction_input(features, None, schema, params, flavor)[0]
+    def enforced(features: Any) -> tuple[Any, Any]:
+        return score(_validate_prediction_input(features, None, schema, params, flavor)[0])
 
-    return enforce
+    return enforced
 
 
 def _unwrap(pyfunc: Any) -> Any:

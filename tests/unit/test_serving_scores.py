@@ -10,7 +10,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from workbench.serving.model import _scoring
+from workbench.scoring import one_pass
 
 
 def _frame(rows: int = 60) -> tuple[pd.DataFrame, np.ndarray]:
@@ -28,7 +28,7 @@ def _pipeline() -> Pipeline:
 def test_a_binary_pipeline_logs_the_positive_class_probability() -> None:
     frame, target = _frame()
     model = _pipeline().fit(frame, target == "high")
-    predictions, scores = _scoring(model)(frame)  # type: ignore[misc]
+    predictions, scores = one_pass(model)(frame)  # type: ignore[misc]
     assert (predictions == model.predict(frame)).all()
     assert np.allclose(scores, model.predict_proba(frame)[:, 1])
 
@@ -36,7 +36,7 @@ def test_a_binary_pipeline_logs_the_positive_class_probability() -> None:
 def test_a_multiclass_pipeline_logs_the_predicted_class_probability() -> None:
     frame, target = _frame()
     model = _pipeline().fit(frame, target)
-    predictions, scores = _scoring(model)(frame)  # type: ignore[misc]
+    predictions, scores = one_pass(model)(frame)  # type: ignore[misc]
     assert (predictions == model.predict(frame)).all()
     proba = model.predict_proba(frame)
     picked = proba[np.arange(len(frame)), [list(model.classes_).index(p) for p in predictions]]
@@ -46,8 +46,8 @@ def test_a_multiclass_pipeline_logs_the_predicted_class_probability() -> None:
 def test_a_plain_classifier_scores_and_a_regressor_or_pyfunc_does_not() -> None:
     frame, target = _frame()
     plain = LogisticRegression().fit(frame[["x"]], target == "low")
-    predictions, scores = _scoring(plain)(frame[["x"]])  # type: ignore[misc]
+    predictions, scores = one_pass(plain)(frame[["x"]])  # type: ignore[misc]
     assert np.allclose(scores, plain.predict_proba(frame[["x"]])[:, 1])
     assert (predictions == plain.predict(frame[["x"]])).all()
-    assert _scoring(RandomForestRegressor(n_estimators=3).fit(frame[["x"]], frame.x)) is None
-    assert _scoring(None) is None
+    assert one_pass(RandomForestRegressor(n_estimators=3).fit(frame[["x"]], frame.x)) is None
+    assert one_pass(None) is None

@@ -7,11 +7,11 @@ input already) and calls the underlying model directly when the flavor allows it
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from workbench.scoring import one_pass
 from workbench.serving.protocol import Batch, Column
 
 log = logging.getLogger("workbench.serving")
@@ -52,7 +52,9 @@ class ServedModel:
         self.metadata = metadata
         self.schema = _schema(pyfunc)
         self._predict, self._takes_array, estimator = _fast_predict(pyfunc, self.schema)
-        self._score = _scoring(estimator)
+        # (predictions, the probability logged per row) in one pass for a scikit-learn
+        # classifier; None for anything else.
+        self._score = one_pass(estimator)
         self._example = _input_example(pyfunc)
 
     @classmethod
@@ -243,14 +245,6 @@ def _fast_predict(pyfunc: Any, schema: list[Column] | None) -> tuple[Any, bool, 
         del array_model.feature_names_in_  # the names were checked here, once
         return array_model.predict, True, array_model
     return raw.predict, False, raw
-
-
-def _scoring(estimator: Any) -> Callable[[Any], tuple[Any, Any]] | None:
-    """(predictions, the probability logged per row) in one pass for a scikit-learn
-    classifier; None for anything else (see :func:`workbench.scoring.one_pass`)."""
-    from workbench.scoring import one_pass
-
-    return one_pass(estimator)
 
 
 def _input_example(pyfunc: Any) -> Any:
