@@ -55,6 +55,7 @@ export class WorkbenchSidebar extends Widget {
       section('Runs', 'wb-runs', this.runsNode)
     );
     this.buildRunsControls();
+    this.modelSelect.addEventListener('change', () => void this.loadModel(this.modelSelect.value));
   }
 
   // -- lifecycle ---------------------------------------------------------------------------
@@ -286,33 +287,43 @@ export class WorkbenchSidebar extends Widget {
       replace(this.modelsNode, this.errorLine(error));
       return;
     }
-    const select = el('select', { className: 'wb-model-select', 'aria-label': 'registered model' });
-    for (const name of names) {
-      select.append(el('option', { value: name, selected: name === this.modelName }, name));
+    if (!names.length) {
+      replace(this.modelsNode, el('div', { className: 'wb-note' }, 'no registered models yet'));
+      return;
     }
-    select.addEventListener('change', () => void this.loadModel(select.value));
-    this.modelBodyNode = el('div', { className: 'wb-model-body' });
-    replace(
-      this.modelsNode,
-      names.length ? select : el('div', { className: 'wb-note' }, 'no registered models yet'),
-      this.modelBodyNode
-    );
+    // The select and the body stay the same nodes across reloads (a job's end and a refresh
+    // may both reload): a user's open drop-down or hovered button is not swapped away.
+    const listed = Array.from(this.modelSelect.options, option => option.value);
+    if (listed.join('\n') !== names.join('\n')) {
+      this.modelSelect.replaceChildren(...names.map(name => el('option', { value: name }, name)));
+    }
+    if (!this.modelsNode.contains(this.modelSelect)) {
+      replace(this.modelsNode, this.modelSelect, this.modelBodyNode);
+    }
     const chosen = this.modelName && names.includes(this.modelName) ? this.modelName : names[0];
-    if (chosen) {
-      select.value = chosen;
-      await this.loadModel(chosen);
-    }
+    this.modelSelect.value = chosen;
+    await this.loadModel(chosen);
   }
 
   async loadModel(name: string): Promise<void> {
     this.modelName = name;
+    const ticket = ++this.modelRequests;
     let model: IModel;
     try {
       model = await requestAPI<IModel>(`models/${encodeURIComponent(name)}`);
     } catch (error) {
-      replace(this.modelBodyNode, this.errorLine(error));
+      if (ticket === this.modelRequests) {
+        this.renderedModel = '';
+        replace(this.modelBodyNode, this.errorLine(error));
+      }
       return;
     }
+    // Only the newest request draws, and only when the answer changed.
+    const answer = JSON.stringify(model);
+    if (ticket !== this.modelRequests || answer === this.renderedModel) {
+      return;
+    }
+    this.renderedModel = answer;
     this.model = model;
     const metrics = metricColumns(model.instances, model.primary_metric, 3);
     const rows = model.instances.map(instance => [
@@ -516,7 +527,10 @@ export class WorkbenchSidebar extends Widget {
   private jobsNode = el('div');
   private jobDetailNode = el('div');
   private modelsNode = el('div');
-  private modelBodyNode = el('div');
+  private modelBodyNode = el('div', { className: 'wb-model-body' });
+  private modelSelect = el('select', { className: 'wb-model-select', 'aria-label': 'registered model' });
+  private modelRequests = 0;
+  private renderedModel = '';
   private runsNode = el('div');
   private comparisonNode = el('div', { className: 'wb-comparison' });
   private runFilter = el('input', { type: 'search', placeholder: 'filter runs', className: 'wb-run-filter' });
