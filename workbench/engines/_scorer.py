@@ -1,11 +1,18 @@
 """The pyfunc model the Spark engine hands to ``mlflow.pyfunc.spark_udf``.
 
-It wraps a registered model's files (an artifact of this model, so MLflow ships both to
-the executors together) and scores with :class:`workbench.predict.ModelScorer`, the local
-engine's own code: the same signature checks, the same ``prediction`` and, where the model
-has ``predict_proba``, the same ``probability``, as one frame that spark_udf turns into a
-struct column. Executors need the workbench installed (``env_manager="local"``: they run
+It carries the registered model and scores with :class:`workbench.predict.ModelScorer`, the
+local engine's own code: the same signature checks, the same ``prediction`` and, where the
+model has ``predict_proba``, the same ``probability``, as one frame that spark_udf turns into
+a struct column. Executors need the workbench installed (``env_manager="local"``: they run
 the driver's Python environment).
+
+A scikit-learn model travels as the driver's loaded pyfunc, pickled inside this wrapper
+(which MLflow pickles in any case): the driver loaded it from the registry's skops file,
+checked against its trusted types, and each Python worker then unpickles the estimator
+instead of loading skops (whose import lists every scikit-learn estimator) and checking the
+model's requirements again, seconds of CPU per worker. Other models travel as their files
+(an artifact of this wrapper, so MLflow ships both to the executors together), loaded by
+each worker: a custom pyfunc may read its artifacts from paths on the driver's disk.
 """
 from __future__ import annotations
 
@@ -18,18 +25,29 @@ from mlflow.pyfunc import PythonModel
 MODEL_ARTIFACT = "model"
 
 
+def travels_in_memory(pyfunc: Any) -> bool:
+    """Whether the loaded ``pyfunc`` is the whole model (a scikit-learn one: the estimator,
+    nothing read from disk later), so that the wrapper can carry it pickled."""
+    return getattr(pyfunc, "loader_module", None) == "mlflow.sklearn"
+
+
 class SparkScorer(PythonModel):
     """Scores a frame with the wrapped model: ``prediction`` and maybe ``probability``."""
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, model: Any = None) -> None:
+        """``model``: the loaded pyfunc to carry (see :func:`travels_in_memory`), or None
+        when the model's files are this wrapper's ``MODEL_ARTIFACT``."""
         self.label = label
+        self._model = model
         self._scorer: Any = None
 
     def load_context(self, context: Any) -> None:
         from workbench.predict import ModelScorer
 
-        # Once per Python worker: spark_udf caches the loaded scorer in the process.
-        inner = mlflow.pyfunc.load_model(context.artifacts[MODEL_ARTIFACT])
+        # Once per Python worker: spark_udf caches the loaded scorer in the process. The
+        # driver warned about the model's requirements already.
+        inner = self._model if self._model is not None else mlflow.pyfunc.load_model(
+            context.artifacts[MODEL_ARTIFACT], suppress_warnings=True)
         self._scorer = ModelScorer(inner, self.label)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> Any:

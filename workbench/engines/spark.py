@@ -441,7 +441,8 @@ def score_frame(session: SparkSession, frame: DataFrame, model: LoadedModel, mod
     """``frame`` with the local engine's added columns, scored by ``mlflow.pyfunc.spark_udf``.
 
     The model is wrapped in a :class:`~workbench.engines._scorer.SparkScorer` saved under
-    ``workdir``, which spark_udf ships to the executors (as an archive on a cluster).
+    ``workdir``, which spark_udf ships to the executors (as an archive on a cluster), with
+    the loaded model inside or ``model_dir``'s files beside it.
     With ``tasks`` (see :func:`scoring_tasks`), the rows are spread over that many
     partitions before scoring (the output's row order is then not the input's). ``sample``:
     the first rows of ``frame``, when the caller has them (see :func:`first_rows`); else
@@ -463,15 +464,18 @@ def score_frame(session: SparkSession, frame: DataFrame, model: LoadedModel, mod
         fields.append(("probability", "double"))
     result_type = ", ".join(f"{name}: {kind}" for name, kind in fields)
 
-    from workbench.engines._scorer import MODEL_ARTIFACT, SparkScorer
+    from workbench.engines._scorer import MODEL_ARTIFACT, SparkScorer, travels_in_memory
 
     scorer_dir = workdir / "scorer"
+    in_memory = travels_in_memory(model.pyfunc)
     with _quiet("mlflow.pyfunc", "mlflow.models.flavor_backend_registry"):
         # MLflow's notes on cloudpickle and on env_manager="local" concern this wrapper,
         # which the workbench writes and reads itself: nothing the user can act on.
-        mlflow.pyfunc.save_model(str(scorer_dir), python_model=SparkScorer(model.label),
-                                 artifacts={MODEL_ARTIFACT: str(model_dir)},
-                                 pip_requirements=[])
+        mlflow.pyfunc.save_model(
+            str(scorer_dir),
+            python_model=SparkScorer(model.label, model.pyfunc if in_memory else None),
+            artifacts=None if in_memory else {MODEL_ARTIFACT: str(model_dir)},
+            pip_requirements=[])
         udf = mlflow.pyfunc.spark_udf(session, str(scorer_dir),
                                       result_type=f"struct<{result_type}>", env_manager="local")
     if tasks > 1:
