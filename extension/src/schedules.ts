@@ -102,6 +102,39 @@ export class SchedulesPanel {
       this.render(errorText(error));
       return;
     }
+    await this.loadProposals();
+    this.render();
+  }
+
+  /**
+   * While the panel is open: the history only (listing the schedules reads the policy files
+   * and wakes the scheduler, too much for every few seconds), so the states and the recent
+   * fires move as jobs start and end; a fire that ended reloads the proposals it may have
+   * added. Nothing is redrawn when nothing happened.
+   */
+  async poll(): Promise<void> {
+    if (!this.schedules.length) {
+      return;
+    }
+    let events: IScheduleEvent[];
+    try {
+      events = await this.options.request<IScheduleEvent[]>('schedules/history?limit=20');
+    } catch {
+      return; // the next full load says why
+    }
+    const known = new Set(this.events.map(e => e.id));
+    const fresh = events.filter(e => !known.has(e.id));
+    if (!fresh.length) {
+      return;
+    }
+    this.events = events;
+    if (fresh.some(e => e.event !== 'started')) {
+      await this.loadProposals();
+    }
+    this.render();
+  }
+
+  private async loadProposals(): Promise<void> {
     const instances = [...new Set(this.schedules.map(s => s.instance))];
     const proposals = await Promise.all(
       instances.map(name =>
@@ -111,7 +144,6 @@ export class SchedulesPanel {
       )
     );
     this.proposals = proposals.flat();
-    this.render();
   }
 
   async pause(schedule: ISchedule): Promise<void> {

@@ -79,7 +79,7 @@ export class WorkbenchSidebar extends Widget {
       if (this.isDisposed || !this.isVisible) {
         return;
       }
-      await Promise.all([this.loadJobs(), this.loadActiveRun()]);
+      await Promise.all([this.loadJobs(), this.loadActiveRun(), this.schedules.poll()]);
       this.schedule();
     }, this.options.pollInterval());
   }

@@ -131,6 +131,37 @@ describe('SchedulesPanel', () => {
     expect(panel.node.querySelector('.wb-schedule-error')?.textContent).toBe('churn.drift is running already');
   });
 
+  it('polls the history only, and redraws when a fire starts or ends', async () => {
+    let history = [event('churn.drift', 'finished', 1)];
+    let proposals: IProposal[] = [];
+    const server = fakeServer({
+      'schedules/history': () => history,
+      schedules: [schedule('churn.drift')],
+      'proposals?instance=churn': () => proposals
+    });
+    const panel = new SchedulesPanel({ request: server.request, confirm: async () => true, started: () => undefined });
+    await panel.load();
+    const state = () => panel.node.querySelector('.wb-schedule-state')?.textContent;
+    const table = panel.node.querySelector('.wb-schedules-table');
+    server.calls.length = 0;
+
+    await panel.poll(); // nothing happened: the same nodes stay
+    expect(server.calls.map(c => c.path)).toEqual(['schedules/history?limit=20']);
+    expect(panel.node.querySelector('.wb-schedules-table')).toBe(table);
+
+    history = [...history, event('churn.drift', 'started', 2)];
+    await panel.poll(); // a start: the state moves, the proposals are not asked for
+    expect(state()).toBe('running');
+    expect(server.calls.some(c => c.path.startsWith('proposals'))).toBe(false);
+
+    history = [...history, event('churn.drift', 'finished', 3)];
+    proposals = [proposal];
+    await panel.poll(); // an end: the proposal it added shows
+    expect(state()).toBe('scheduled');
+    expect(panel.node.querySelectorAll('.wb-proposals li')).toHaveLength(1);
+    expect(server.calls.some(c => c.path === 'schedules')).toBe(false); // no policy files read
+  });
+
   it('says how to add a schedule when there is none', async () => {
     const panel = new SchedulesPanel({ request: fakeServer({}).request, confirm: async () => true, started: () => undefined });
     await panel.load();
