@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from workbench.engines._scorer import MODEL_ARTIFACT, SparkScorer, travels_in_memory
+from workbench.engines._scorer import save_scorer, travels_in_memory
 from workbench.predict import ModelScorer
 
 # A worker's view: the wrapper loaded by MLflow, one batch scored; it says whether skops loaded.
@@ -56,8 +56,7 @@ def test_a_scikit_learn_model_travels_inside_the_wrapper(tmp_path, frame):
     save_model(estimator, model_dir, input_example=frame.head())
     pyfunc = mlflow.pyfunc.load_model(str(model_dir))
     assert travels_in_memory(pyfunc)
-    mlflow.pyfunc.save_model(str(tmp_path / "scorer"), python_model=SparkScorer("m", pyfunc),
-                             pip_requirements=[])
+    save_scorer(tmp_path / "scorer", ModelScorer(pyfunc, "m"), model_dir)
     assert not (tmp_path / "scorer" / "artifacts").exists()  # no files of the model shipped
 
     out, loaded = _worker(tmp_path / "scorer", frame)
@@ -75,9 +74,7 @@ def test_another_model_travels_as_its_files(tmp_path, frame):
                              pip_requirements=[])
     pyfunc = mlflow.pyfunc.load_model(str(tmp_path / "model"))
     assert not travels_in_memory(pyfunc)
-    mlflow.pyfunc.save_model(str(tmp_path / "scorer"), python_model=SparkScorer("m"),
-                             artifacts={MODEL_ARTIFACT: str(tmp_path / "model")},
-                             pip_requirements=[])
+    save_scorer(tmp_path / "scorer", ModelScorer(pyfunc, "m"), tmp_path / "model")
 
     out, _loaded = _worker(tmp_path / "scorer", frame)
     np.testing.assert_allclose(out.prediction.to_numpy(), frame.x.to_numpy() * 2)

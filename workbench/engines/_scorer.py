@@ -16,11 +16,15 @@ each worker: a custom pyfunc may read its artifacts from paths on the driver's d
 """
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import mlflow.pyfunc
 import pandas as pd
 from mlflow.pyfunc import PythonModel
+
+if TYPE_CHECKING:
+    from workbench.predict import ModelScorer
 
 MODEL_ARTIFACT = "model"
 
@@ -29,6 +33,15 @@ def travels_in_memory(pyfunc: Any) -> bool:
     """Whether the loaded ``pyfunc`` is the whole model (a scikit-learn one: the estimator,
     nothing read from disk later), so that the wrapper can carry it pickled."""
     return getattr(pyfunc, "loader_module", None) == "mlflow.sklearn"
+
+
+def save_scorer(path: Path, model: ModelScorer, model_dir: Path) -> None:
+    """Save the wrapper of the loaded ``model`` at ``path``: carrying the model itself when it
+    travels in memory, else with ``model_dir`` (its files) as the wrapper's artifact."""
+    in_memory = travels_in_memory(model.pyfunc)
+    mlflow.pyfunc.save_model(
+        str(path), python_model=SparkScorer(model.label, model.pyfunc if in_memory else None),
+        artifacts=None if in_memory else {MODEL_ARTIFACT: str(model_dir)}, pip_requirements=[])
 
 
 class SparkScorer(PythonModel):

@@ -464,18 +464,13 @@ def score_frame(session: SparkSession, frame: DataFrame, model: LoadedModel, mod
         fields.append(("probability", "double"))
     result_type = ", ".join(f"{name}: {kind}" for name, kind in fields)
 
-    from workbench.engines._scorer import MODEL_ARTIFACT, SparkScorer, travels_in_memory
+    from workbench.engines._scorer import save_scorer
 
     scorer_dir = workdir / "scorer"
-    in_memory = travels_in_memory(model.pyfunc)
     with _quiet("mlflow.pyfunc", "mlflow.models.flavor_backend_registry"):
         # MLflow's notes on cloudpickle and on env_manager="local" concern this wrapper,
         # which the workbench writes and reads itself: nothing the user can act on.
-        mlflow.pyfunc.save_model(
-            str(scorer_dir),
-            python_model=SparkScorer(model.label, model.pyfunc if in_memory else None),
-            artifacts=None if in_memory else {MODEL_ARTIFACT: str(model_dir)},
-            pip_requirements=[])
+        save_scorer(scorer_dir, model, model_dir)
         udf = mlflow.pyfunc.spark_udf(session, str(scorer_dir),
                                       result_type=f"struct<{result_type}>", env_manager="local")
     if tasks > 1:
