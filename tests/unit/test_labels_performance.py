@@ -4,6 +4,7 @@ registry is a stand-in: nothing here talks to MLflow)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import sqlite3
 from pathlib import Path
@@ -301,3 +302,20 @@ def test_one_row_records_join_whatever_their_columns_are_named(tmp_path: Path) -
         stored = conn.execute("SELECT id_value, prediction, score FROM labels "
                               "ORDER BY id_value").fetchall()
     assert stored == [("7", '"yes"', None), ("8", "[0.2,0.8]", 0.8)]
+
+
+def test_ids_and_labels_with_quotes_backslashes_and_newlines_are_stored_as_given(
+        tmp_path: Path) -> None:
+    # The labels reach SQLite as one JSON object: what JSON escapes must come back unchanged.
+    url = sqlite_url(tmp_path / "p.db")
+    odd = ['a"b', "c\\d", "e\nf", "ünï\u2028"]
+    _log(url, [_record(f"r{n}", at(1), [key], [1], [0.5]) for n, key in enumerate(odd)])
+    labels = ['say "yes"', "back\\slash", "two\nlines", "ünï"]
+    path = _labels(tmp_path, "odd.parquet", {"customer_id": odd, "label": labels})
+    done = ingest_labels(path, url, id_column="customer_id", received_at=at(2))
+    assert (done.matched, done.unmatched) == (4, 0)
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+        stored = dict(conn.execute("SELECT id_value, label FROM labels").fetchall())
+    assert {key: json.loads(label) for key, label in stored.items()} == dict(zip(odd, labels))
+    again = ingest_labels(path, url, id_column="customer_id", received_at=at(2, 2))
+    assert (again.new_labels, again.duplicates, again.conflicting) == (0, 4, 0)
