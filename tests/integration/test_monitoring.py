@@ -81,6 +81,9 @@ def test_register_stores_the_profile_with_the_model(settings, registry, churn):
     assert profile.feature("contract").kind == "categorical"
     assert profile.feature("total_charges").missing > 0
     assert profile.prediction is not None and profile.prediction.count == 1500
+    # A classifier of 0 and 1: its predictions are two classes, not numbers.
+    assert profile.prediction.kind == "categorical"
+    assert set(profile.prediction.categories) == {"0", "1"}
 
 
 def test_february_does_not_drift(settings, churn, months):

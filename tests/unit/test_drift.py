@@ -27,6 +27,7 @@ from workbench.monitoring.profile import (
     build_profile,
     category_label,
     evaluate_cdf,
+    kind_of_predictions,
 )
 from workbench.monitoring.report import render_html, summary_json
 from workbench.monitoring.service import DriftCheck, parse_time
@@ -167,6 +168,24 @@ def test_thresholds_defaults_validation_and_yaml():
         Thresholds.from_yaml("- 1\n- 2\n")
     with pytest.raises(MonitoringError, match="YAML"):
         Thresholds.from_yaml("psi: [")
+
+
+def test_a_classifiers_predictions_are_profiled_as_classes_whatever_their_type():
+    reference = _frames(1, 2000)
+    classes = (reference.x > 1).astype(int)  # a classifier of 0 and 1
+    assert kind_of_predictions("classification") == CATEGORICAL
+    assert kind_of_predictions("regression") == NUMERIC and kind_of_predictions(None) is None
+    profile = build_profile(reference, classes, prediction_kind=kind_of_predictions(
+        "classification"))
+    assert profile.prediction is not None and profile.prediction.kind == CATEGORICAL
+    assert profile.prediction.categories == {"0": int((classes == 0).sum()),
+                                              "1": int((classes == 1).sum())}
+    # The current predictions come back from the store as numbers (1.0): the same classes.
+    same = check_drift(profile, _frames(1, 2000), classes.astype(float))
+    assert same.prediction.kind == CATEGORICAL and same.prediction.status == OK
+    assert same.prediction.chi2_statistic is not None and same.prediction.ks_statistic is None
+    shifted = check_drift(profile, _frames(1, 2000), np.ones(2000))
+    assert shifted.prediction.status == DRIFT and shifted.verdict == DRIFT
 
 
 def test_drifted_predictions_make_the_verdict_drift():

@@ -51,8 +51,10 @@ from workbench.monitoring.profile import (
     FeatureProfile,
     ReferenceProfile,
     category_label,
+    kind_of_predictions,
 )
 from workbench.registry import Instance
+from workbench.tasks import TASK_TAG
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -346,7 +348,8 @@ def _scored(session: SparkSession, frame: DataFrame, instance: Instance, setting
 # -- reference profiles ----------------------------------------------------------------------
 def profile_on_spark(frame: DataFrame, columns: list[str], prediction: str | None = None, *,
                      cdf_points: int = DEFAULT_CDF_POINTS, bins: int = DEFAULT_BINS,
-                     max_categories: int = DEFAULT_MAX_CATEGORIES) -> ReferenceProfile:
+                     max_categories: int = DEFAULT_MAX_CATEGORIES,
+                     prediction_kind: str | None = None) -> ReferenceProfile:
     """The reference profile of ``frame``'s ``columns`` (and its ``prediction`` column), as
     :func:`~workbench.monitoring.profile.build_profile` builds it from a pandas frame.
 
@@ -356,6 +359,9 @@ def profile_on_spark(frame: DataFrame, columns: list[str], prediction: str | Non
     ``cdf_points`` distinct values (whose profile is then exact, as pandas' is), and the
     values at or below the quantiles of the others (whose CDF points are then within about
     1e-4 of the exact quantiles, and their counts exact).
+
+    ``prediction_kind`` is how the predictions are profiled (see
+    :func:`~workbench.monitoring.profile.kind_of_predictions`); None: by the column's type.
 
     Raises:
         ProfileError: a named column is missing.
@@ -373,6 +379,8 @@ def profile_on_spark(frame: DataFrame, columns: list[str], prediction: str | Non
                            f"it has {', '.join(kinds)}")
 
     def numeric(name: str) -> bool:
+        if name == prediction and prediction_kind == CATEGORICAL:
+            return False  # a classifier's classes, even when they are numbers
         kind = kinds[name]
         return (isinstance(kind, (T.NumericType, T.TimestampType, T.DateType, T.TimestampNTZType))
                 and not isinstance(kind, T.BooleanType))
@@ -543,7 +551,8 @@ def profile_dataset_on_spark(
             f"{session.conf.get('spark.master')}")
         try:
             with StageProgress(session, say):
-                return profile_on_spark(scored, columns, PREDICTION)
+                return profile_on_spark(scored, columns, PREDICTION, prediction_kind=(
+                    kind_of_predictions(instance.tags.get(TASK_TAG))))
         except WorkbenchError:
             raise
         except Exception as exc:

@@ -232,6 +232,7 @@ def build_profile(
     cdf_points: int = DEFAULT_CDF_POINTS,
     bins: int = DEFAULT_BINS,
     max_categories: int = DEFAULT_MAX_CATEGORIES,
+    prediction_kind: str | None = None,
 ) -> ReferenceProfile:
     """Profile every column of ``frame`` and, when given, the model's ``predictions`` on it.
 
@@ -247,6 +248,8 @@ def build_profile(
             ``1 / cdf_points``).
         bins: quantile bins per numeric feature for PSI.
         max_categories: categories kept per categorical feature; the rest count as other.
+        prediction_kind: how to profile the predictions (see :func:`kind_of_predictions`); None:
+            inferred from their values, as a feature's kind is.
 
     Returns:
         The profile.
@@ -287,12 +290,23 @@ def build_profile(
         if len(series) != len(frame):
             raise ProfileError(f"{len(series)} predictions for {len(frame)} reference rows; "
                                "pass the model's predictions on the same frame")
-        prediction = profile_column(series, PREDICTION, infer_kind(series), cdf_points=cdf_points,
-                                    bins=bins, max_categories=max_categories)
+        prediction = profile_column(series, PREDICTION, prediction_kind or infer_kind(series),
+                                    cdf_points=cdf_points, bins=bins,
+                                    max_categories=max_categories)
     return ReferenceProfile(
         features=tuple(features), prediction=prediction, rows=len(frame),
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     )
+
+
+def kind_of_predictions(task: str | None) -> str | None:
+    """How a model's predictions are profiled, from its task (see :mod:`workbench.tasks`): a
+    classifier's as categories, whatever its classes are (0 and 1 are two classes, not two
+    numbers: their shift is a change of shares, not of a distribution's shape); a regressor's
+    as numbers; None (the task is not known): as their values look."""
+    from workbench.tasks import CLASSIFICATION, REGRESSION
+
+    return {CLASSIFICATION: CATEGORICAL, REGRESSION: NUMERIC}.get(task or "")
 
 
 def infer_kind(series: pd.Series) -> str:

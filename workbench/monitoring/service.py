@@ -637,8 +637,9 @@ def _profile_locally(instance: Instance, settings: Settings, data: Path | str,
     import pandas as pd
 
     from workbench.engines.local import iter_frames, resolve_dataset
-    from workbench.monitoring.profile import build_profile
+    from workbench.monitoring.profile import build_profile, kind_of_predictions
     from workbench.predict import LoadedModel
+    from workbench.tasks import TASK_TAG
 
     dataset = resolve_dataset(data)
     say(f"reading {len(dataset.files)} file(s) of {data}")
@@ -648,7 +649,8 @@ def _profile_locally(instance: Instance, settings: Settings, data: Path | str,
     model = LoadedModel(instance, settings)
     columns = model.input_columns or list(frame.columns)
     predictions, _ = model.outputs(frame)
-    return build_profile(frame[columns], predictions)
+    return build_profile(frame[columns], predictions,
+                         prediction_kind=kind_of_predictions(instance.tags.get(TASK_TAG)))
 
 
 def _store_profile(registry: Registry, instance: Instance, profile: ReferenceProfile) -> None:

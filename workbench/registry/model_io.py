@@ -139,16 +139,17 @@ def _signature(model: Any, input_example: pd.DataFrame | None, is_pyfunc: bool
         ) from exc
 
 
-def save_profile(path: Path, frame: pd.DataFrame, outputs: Any) -> bool:
-    """Write the reference profile of ``frame`` (and ``outputs``) into the model folder.
+def save_profile(path: Path, frame: pd.DataFrame, outputs: Any, task: str | None = None) -> bool:
+    """Write the reference profile of ``frame`` (and ``outputs``, profiled as ``task``'s
+    predictions) into the model folder.
 
     Returns:
         Whether it was written; a frame that cannot be profiled gives a warning instead.
     """
-    from workbench.monitoring.profile import build_profile
+    from workbench.monitoring.profile import build_profile, kind_of_predictions
 
     try:
-        profile = build_profile(frame, outputs)
+        profile = build_profile(frame, outputs, prediction_kind=kind_of_predictions(task))
     except Exception as exc:
         warnings.warn(f"no reference profile stored, drift checks will refuse this model: "
                       f"{exc.__class__.__name__}: {exc}", UserWarning, stacklevel=3)

@@ -156,7 +156,8 @@ class Registry:
             local = Path(tmp) / "model"
             saved = model_io.save_model(model, local, input_example)
             profiled = (input_example is not None
-                        and model_io.save_profile(local, input_example, saved.outputs))
+                        and model_io.save_profile(local, input_example, saved.outputs,
+                                               tasks.model_task(model)))
             with self._calling(f"logging the model files of {full}"):
                 logged = self.client.create_logged_model(
                     run.info.experiment_id, name=full, source_run_id=run_id, tags=tags
