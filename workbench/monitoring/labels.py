@@ -309,22 +309,24 @@ def _as_json(values: pd.Series) -> pd.Series:
 
 
 def _new_labels(ids: pd.Series, labels: pd.Series,
-                stored: dict[str, str]) -> tuple[pd.Series, int, int]:
-    """The first label of each id not stored yet (indexed by id, in the file's order), the
-    duplicates (repeats in the file, ids stored already) and how many of them conflict.
-    Vectorised, like the reading: a million labels is a common file."""
-    repeated = ids.duplicated(keep="first").to_numpy()
-    first = labels[~repeated]
-    first.index = ids[~repeated].to_numpy()
-    duplicates = int(repeated.sum())
-    conflicting = int((labels[repeated].to_numpy() != first.reindex(
-        ids[repeated].to_numpy()).to_numpy()).sum()) if duplicates else 0
+                stored: dict[str, str]) -> tuple[NewLabels, int, int]:
+    """The first label of each id not stored yet (id -> label JSON), the duplicates (repeats
+    in the file, ids stored already) and how many of them conflict.
+
+    Each id is hashed once, by the dict itself: a million labels is a common file, and
+    finding the repeats first cost as much again. Built from the last row back, so the
+    first row's label is the one kept."""
+    id_list, label_list = ids.tolist(), labels.tolist()
+    first = dict(zip(reversed(id_list), reversed(label_list)))
+    duplicates = len(id_list) - len(first)
+    conflicting = sum(first[key] != label for key, label in zip(id_list, label_list)
+                      ) if duplicates else 0
     if stored:
-        known = first.index.isin(list(stored))
-        kept = first[known]
-        conflicting += int((kept.to_numpy() != kept.index.map(stored).to_numpy()).sum())
-        duplicates += int(known.sum())
-        first = first[~known]
+        known = [key for key in first if key in stored]
+        conflicting += sum(first[key] != stored[key] for key in known)
+        duplicates += len(known)
+        for key in known:
+            del first[key]
     return first, duplicates, conflicting
 
 
@@ -365,6 +367,8 @@ _COLUMNS_END = '],"data":'
 _LABEL_COLUMNS = ("id_column, id_value, label, received_at, source, prediction_id, row_index, "
                   "model_name, predicted_at, prediction, score, late")
 
+# id -> label JSON of the labels a load stores (first seen in its file, not stored before)
+NewLabels = dict[str, str]
 # (label JSON, received at, source) of a label stored unmatched by an earlier run
 Waiting = dict[str, tuple[str, dt.datetime, str]]
 # a column list (the stored inputs' start) -> the id's position in it (None: not there) and
@@ -406,7 +410,7 @@ class _Join:
     time_type = "TIMESTAMP WITH TIME ZONE"
     keys_suffix = ""
 
-    def run(self, conn: Connection, id_column: str, new: pd.Series, received: dt.datetime,
+    def run(self, conn: Connection, id_column: str, new: NewLabels, received: dt.datetime,
             source: str, waiting: Waiting) -> _Counts:
         """Join the ``new`` labels (label JSON by id, received now from ``source``) and the
         ``waiting`` ones with the logged predictions, and store every label.
@@ -418,7 +422,7 @@ class _Join:
 
         from workbench.store.schema import LABELS_TABLE_NAME, WINDOWS_TABLE_NAME
 
-        if new.empty and not waiting:
+        if not new and not waiting:
             return _Counts(0, 0, 0, 0, {}, {})
         self._drop(conn)
         # A new label's time and source are this run's (bound once, not stored per key).
@@ -523,7 +527,7 @@ class _Join:
     def lock(self, conn: Connection) -> None:
         """Keep other label loads out of ``labels`` until this transaction ends."""
 
-    def load(self, conn: Connection, new: pd.Series, waiting: Waiting) -> None:
+    def load(self, conn: Connection, new: NewLabels, waiting: Waiting) -> None:
         raise NotImplementedError
 
     def predicted(self, index: str) -> tuple[str, str]:
@@ -554,7 +558,7 @@ class _SqliteJoin(_Join):
     def time(self, moment: dt.datetime) -> Any:
         return _utc(moment).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
 
-    def load(self, conn: Connection, new: pd.Series, waiting: Waiting) -> None:
+    def load(self, conn: Connection, new: NewLabels, waiting: Waiting) -> None:
         if len(new) + len(waiting) > _INSERT_CHUNK:
             # A larger page cache for this connection: the labels' time index and the keys of
             # a million rows are built in memory instead of paging the default 2 MB in and out.
@@ -565,8 +569,7 @@ class _SqliteJoin(_Join):
             # and the label's text come back exactly as given.
             conn.exec_driver_sql(
                 f"INSERT INTO {_KEYS} (id_value, label, waiting) SELECT key, value, 0 FROM "
-                "json_each(?)", (orjson.dumps(dict(zip(new.index.tolist(), new.tolist())))
-                                 .decode(),))
+                "json_each(?)", (orjson.dumps(new).decode(),))
         if waiting:
             conn.exec_driver_sql(f"INSERT INTO {_KEYS} VALUES (?, ?, 1, ?, ?)", [
                 (key, label, self.time(at), source)
@@ -693,14 +696,14 @@ class _PostgresJoin(_Join):
 
         conn.exec_driver_sql(f"LOCK TABLE {LABELS_TABLE_NAME} IN SHARE ROW EXCLUSIVE MODE")
 
-    def load(self, conn: Connection, new: pd.Series, waiting: Waiting) -> None:
+    def load(self, conn: Connection, new: NewLabels, waiting: Waiting) -> None:
         import sqlalchemy as sa
 
         keys = sa.table(_KEYS, *(sa.column(name) for name in (
             "id_value", "label", "waiting", "received_at", "source")))
         rows: list[dict[str, Any]] = [
             {"id_value": key, "label": label, "waiting": False, "received_at": None,
-             "source": None} for key, label in zip(new.index.tolist(), new.tolist())]
+             "source": None} for key, label in new.items()]
         rows += [{"id_value": key, "label": label, "waiting": True, "received_at": at,
                   "source": source} for key, (label, at, source) in waiting.items()]
         for start in range(0, len(rows), _INSERT_CHUNK):
