@@ -152,12 +152,13 @@ class Registry:
         }
         tags.update({k: v for k, v in run.data.tags.items() if k in lineage.MODEL_VERSION_LINEAGE_KEYS})
 
+        described = task_tags(model, self.settings)
         with tempfile.TemporaryDirectory(prefix="workbench-model-") as tmp:
             local = Path(tmp) / "model"
             saved = model_io.save_model(model, local, input_example)
             profiled = (input_example is not None
                         and model_io.save_profile(local, input_example, saved.outputs,
-                                               tasks.model_task(model)))
+                                                  described.get(tasks.TASK_TAG)))
             with self._calling(f"logging the model files of {full}"):
                 logged = self.client.create_logged_model(
                     run.info.experiment_id, name=full, source_run_id=run_id, tags=tags
@@ -171,8 +172,7 @@ class Registry:
         with self._calling(f"registering {full}"):
             self._log_model_output(run_id, logged.model_id)
             self._ensure_registered_model(name.instance)
-            version_tags = {**tags, SERIALIZATION_TAG: saved.serialization,
-                            **task_tags(model, self.settings)}
+            version_tags = {**tags, SERIALIZATION_TAG: saved.serialization, **described}
             if profiled:
                 version_tags[PROFILE_TAG] = model_io.profile_file()
             version = self.client.create_model_version(
