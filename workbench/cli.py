@@ -821,9 +821,9 @@ def _show_comparison(comparison: Any, as_json: bool) -> None:
 
 @monitor.command("labels", cls=_MonitorCommand)
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--id-column", required=True,
+@click.option("--id-column", default=None,
               help="the id both the file and the logged inputs hold (request_id: the logged "
-                   "request id)")
+                   "request id)  [default: WORKBENCH_LABEL_ID_COLUMN]")
 @click.option("--label-column", default="label", show_default=True, help="the ground truth")
 @click.option("--json", "as_json", is_flag=True, help="print the counts as JSON")
 def monitor_labels(file: Path, id_column: str, label_column: str, as_json: bool) -> None:
@@ -833,9 +833,15 @@ def monitor_labels(file: Path, id_column: str, label_column: str, as_json: bool)
 
     Exit status: 0 stored, 2 the labels cannot be read or joined.
     """
+    from workbench.errors import MonitoringError
     from workbench.monitoring.labels import ingest_labels
 
-    done = ingest_labels(file, _settings().prediction_store_url, id_column=id_column,
+    settings = _settings()
+    id_column = id_column or settings.label_id_column
+    if not id_column:
+        raise MonitoringError("no id column to join the labels on: name it with --id-column "
+                              "(or set WORKBENCH_LABEL_ID_COLUMN)")
+    done = ingest_labels(file, settings.prediction_store_url, id_column=id_column,
                          label_column=label_column, progress=_say)
     if as_json:
         click.echo(json.dumps(done.as_dict(), indent=2))

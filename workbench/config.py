@@ -113,6 +113,10 @@ class Settings(BaseSettings):
         startup_timeout: seconds ``platform up`` waits for the server to answer.
         prediction_store: SQLAlchemy URL where served predictions are logged (default:
             SQLite under ``home``).
+        label_id_column: the input column that identifies a prediction for the labels that
+            arrive later (``customer_id``): the server and ``predict --log`` store its value
+            beside each one-row record, which ``monitor labels`` (whose default
+            ``--id-column`` it is) joins on without parsing the logged inputs; empty: none.
         base_image: the image the workbench and serving images are built FROM; it must
             have Python 3.11 (the host's wheels are installed in it).
         docker_network: network job and lab containers join (a compose platform's);
@@ -167,6 +171,7 @@ class Settings(BaseSettings):
     executor: str = "local"
     startup_timeout: float = 90.0
     prediction_store: str = ""
+    label_id_column: str = ""
     base_image: str = "python:3.11-slim"
     docker_network: str = ""
     container_tracking_uri: str = ""
@@ -322,6 +327,8 @@ class Settings(BaseSettings):
                else {}),
             ENV_PREFIX + "DATA_DIR": str(self.data_dir),
             **({ENV_PREFIX + "PREDICTION_STORE": self.prediction_store} if self.prediction_store else {}),
+            **({ENV_PREFIX + "LABEL_ID_COLUMN": self.label_id_column}
+               if self.label_id_column else {}),
             # MLflow's client reads these itself (basic auth on the compose platform).
             **({"MLFLOW_TRACKING_USERNAME": self.tracking_username} if self.tracking_username else {}),
             **({"MLFLOW_TRACKING_PASSWORD": password} if password else {}),

@@ -399,7 +399,8 @@ def log_predictions(scored_table: Path, instance: Instance, settings: Settings,
 
     batch = uuid.uuid4().hex[:12]
     # A small backlog keeps memory flat: a full one makes the loop wait for the writer.
-    prediction_log = PredictionLog(settings.prediction_store_url, batch_size=50, max_backlog=100)
+    prediction_log = PredictionLog(settings.prediction_store_url, batch_size=50, max_backlog=100,
+                                   id_column=settings.label_id_column or None)
     prediction_log.start()
     records = rows = 0
     try:

@@ -1,13 +1,15 @@
 """Label join and windowed performance over a large prediction store.
 
 Run by hand: ``python tests/benchmarks/performance.py [--rows N] [--rows-per-record R]
-[--repeat K] [--no-anchor] [--floor]``.
+[--repeat K] [--no-anchor] [--floor] [--unlogged-id]``.
 
 Builds an SQLite prediction store holding N logged predicted rows (default 1,000,000) of one
 model over three months, R rows per record (default 1: the server's shape, one request one
-row, which is the slow case for the join since every record's inputs are parsed), each with a
-``customer_id`` and nine demo-like features among its inputs and a logged probability; then a
-Parquet file of N labels keyed by ``customer_id``. Building them is not timed. The timed steps,
+row), each with a ``customer_id`` and nine demo-like features among its inputs and a logged
+probability, and the ``customer_id`` logged beside each one-row record as a server with
+``WORKBENCH_LABEL_ID_COLUMN=customer_id`` logs it (``--unlogged-id``: as a server without that
+setting logs it, so the join parses every record's inputs); then a Parquet file of N labels
+keyed by ``customer_id``. Building them is not timed. The timed steps,
 each K times (default 3) on a fresh copy of the store, median and best reported:
 
 - ``ingest_labels``: read the labels file, join every label to its logged predicted row (the
@@ -75,8 +77,9 @@ class _Registry:
         return self.instance
 
 
-def build(folder: Path, rows: int, per_record: int) -> tuple[str, Path]:
-    """The store and the labels file (not timed)."""
+def build(folder: Path, rows: int, per_record: int, logged_id: bool) -> tuple[str, Path]:
+    """The store and the labels file (not timed); ``logged_id``: the writer was told the id
+    column (``WORKBENCH_LABEL_ID_COLUMN=customer_id``) and logged each one-row record's id."""
     rng = np.random.default_rng(13)
     customers = np.array([f"C{i:08d}" for i in range(rows)])
     score = rng.random(rows)
@@ -105,7 +108,7 @@ def build(folder: Path, rows: int, per_record: int) -> tuple[str, Path]:
             batch.append(_encode(PredictionRecord(
                 f"req-{n}", START + dt.timedelta(seconds=int(offsets[n])), MODEL, columns,
                 inputs, (score[part] >= 0.5).astype(int).tolist(), 1.0,
-                scores=score[part].tolist())))
+                scores=score[part].tolist()), "customer_id" if logged_id else None))
             if len(batch) == 20_000:
                 conn.execute(sa.insert(schema.insert_target), batch)
                 batch = []
@@ -248,10 +251,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-anchor", action="store_true")
     parser.add_argument("--floor", action="store_true")
+    parser.add_argument("--unlogged-id", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="wb-perf-bench-") as tmp:
         folder = Path(tmp)
-        url, labels = build(folder, args.rows, args.rows_per_record)
+        url, labels = build(folder, args.rows, args.rows_per_record, not args.unlogged_id)
         pristine = folder / "predictions.db"
         work = folder / "work.db"
         work_url = sqlite_url(work)
@@ -275,7 +279,8 @@ def main() -> None:
     cpu_join = statistics.median(CPU["ingest_labels"])
     cpu_perf = statistics.median(CPU["evaluate_performance"])
     total = med_join + med_perf
-    print(f"\n{args.rows:,} logged rows, {args.rows_per_record} per record, "
+    print(f"\n{args.rows:,} logged rows, {args.rows_per_record} per record, the id "
+          f"{'read from the inputs' if args.unlogged_id else 'logged beside each record'}, "
           f"{len(report.windows)} monthly windows, {args.repeat} rounds; load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end\n")
     print("| step | median s (wall) | best s (wall) | median s (CPU) |")

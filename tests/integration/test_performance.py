@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -222,6 +223,60 @@ def test_labels_joined_to_served_traffic_by_request_id(settings, registry, model
     expected = float((fitted.predict(frame[FEATURES])[:30] == frame.churned[:30]).mean())
     labelled = [w for w in windows if w["labelled"]]
     assert sum(w["value"] * w["labelled"] for w in labelled) / 30 == pytest.approx(expected)
+
+
+def test_a_server_told_the_id_column_logs_it_and_labels_join_on_it(settings, registry,
+                                                                   tmp_path: Path) -> None:
+    # A pipeline that takes the customer id among its inputs and drops it: the server is told
+    # WORKBENCH_LABEL_ID_COLUMN and logs each request's id beside the record; the labels then
+    # join on it, with --id-column taken from the same setting.
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+
+    train = _month(6, "train", 400)
+    fitted = make_pipeline(ColumnTransformer([("features", "passthrough", FEATURES)]),
+                           LogisticRegression()).fit(train[["customer_id", *FEATURES]],
+                                                     train.churned)
+    name = ModelName(f"perfid{uuid.uuid4().hex[:6]}", "v1", "20240131")
+    run_id = tracking.start_run(registry.client, name.instance, str(name), {})
+    registered = registry.register(fitted, name, run_id=run_id,
+                                   input_example=train[["customer_id", *FEATURES]])
+    registry.client.set_terminated(run_id)
+    env = {"WORKBENCH_LABEL_ID_COLUMN": "customer_id"}
+    server = Server(settings, registered.full_name, tmp_path, env=env)
+    frame = _month(7, "served", 30)
+    try:
+        for _, row in frame.iterrows():
+            status, body, _ = server.post({"dataframe_split": {
+                "columns": ["customer_id", *FEATURES],
+                "data": [[row.customer_id, row.x1, row.x2]]}})
+            assert status == 200, body
+    finally:
+        assert server.stop() in (0, -15)
+    store = server.log_url
+    with sqlite3.connect(store.removeprefix("sqlite:///")) as conn:
+        logged = conn.execute("SELECT id_column, id_value FROM predictions ORDER BY id").fetchall()
+    assert logged == [("customer_id", customer) for customer in frame.customer_id]
+
+    frame[["customer_id", "churned"]].iloc[:25].to_csv(tmp_path / "labels.csv", index=False)
+    done = _cli(settings, store, "monitor", "labels", str(tmp_path / "labels.csv"),
+                "--label-column", "churned", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    counts = json.loads(done.stdout)
+    assert (counts["id_column"], counts["matched"], counts["matched_rows"]) == (
+        "customer_id", 25, 25)
+    done = _cli(settings, store, "monitor", "performance", registered.full_name, "--since",
+                "1d", "--window", "month", "--json")
+    assert done.returncode == 0, done.stderr
+    [window] = [w for w in json.loads(done.stdout)["windows"] if w["labelled"]]
+    probability = fitted.predict_proba(frame[["customer_id", *FEATURES]])[:25, 1]
+    assert window["labelled"] == 25
+    assert window["value"] == pytest.approx(roc_auc_score(frame.churned[:25], probability))
+    # Without the setting and without --id-column there is nothing to join on: one line.
+    done = _cli(settings, store, "monitor", "labels", str(tmp_path / "labels.csv"))
+    assert done.returncode == 2
+    [line] = _errors(done)
+    assert "--id-column" in line and "WORKBENCH_LABEL_ID_COLUMN" in line
 
 
 def test_bad_input_is_one_line_and_exit_2(settings, model, tmp_path: Path) -> None:

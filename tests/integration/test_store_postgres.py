@@ -18,7 +18,13 @@ import pytest
 import sqlalchemy as sa
 from _standins import build_standins
 
-from workbench.store import PredictionLog, PredictionRecord, StoreSchemaError, schema
+from workbench.store import (
+    SCHEMA_VERSION,
+    PredictionLog,
+    PredictionRecord,
+    StoreSchemaError,
+    schema,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 BASE_IMAGE = os.environ.get("WORKBENCH_BASE_IMAGE", "workbench-ci/debian-python:bookworm")
@@ -114,7 +120,7 @@ def test_an_old_store_is_migrated_and_an_insert_only_role_writes_it(postgres) ->
 
     done = prepare(owner_url)
     assert done.returncode == 0, done.stderr
-    assert "migrated from schema version 1 to 4" in done.stdout
+    assert f"migrated from schema version 1 to {SCHEMA_VERSION}" in done.stdout
     assert prepare(owner_url).stdout.strip().endswith("current")
     # What the compose platform grants after prepare; and a CHECK the test's bad row breaks.
     execute(owner_url, "GRANT SELECT ON workbench_store_meta TO writer",
@@ -171,7 +177,7 @@ def test_a_version_2_store_gains_the_role_column_and_the_writer_logs_shadows(pos
 
     done = prepare(owner_url)
     assert done.returncode == 0, done.stderr
-    assert "migrated from schema version 2 to 4" in done.stdout
+    assert f"migrated from schema version 2 to {SCHEMA_VERSION}" in done.stdout
 
     assert schema.check_at_start(writer) is True
     log = PredictionLog(writer, flush_interval=0.05, retry_interval=0.05)
@@ -208,7 +214,7 @@ def test_a_version_3_store_gains_scores_and_labels_join_and_score_on_postgres(
     execute(owner_url, DROP_ALL, *V3_DDL)
     done = prepare(owner_url)
     assert done.returncode == 0, done.stderr
-    assert "migrated from schema version 3 to 4" in done.stdout
+    assert f"migrated from schema version 3 to {SCHEMA_VERSION}" in done.stdout
 
     may = dt.datetime(2024, 5, 3, 12, tzinfo=dt.timezone.utc)
     log = PredictionLog(owner_url, flush_interval=0.05)
@@ -224,12 +230,18 @@ def test_a_version_3_store_gains_scores_and_labels_join_and_score_on_postgres(
                   "churned": [1, 0, 0, 1, 1]}).to_csv(labels, index=False)
     joined = ingest_labels(labels, owner_url, id_column="customer_id", label_column="churned")
     assert (joined.matched, joined.unmatched, joined.matched_rows) == (4, 1, 4)
-    # x's prediction is logged later: the waiting label matches then.
-    log = PredictionLog(owner_url, flush_interval=0.05)
+    # x's prediction is logged later, by a writer told the id column (version 5 stores it
+    # beside the record): the waiting label matches then, on the logged id.
+    log = PredictionLog(owner_url, flush_interval=0.05, id_column="customer_id")
     log.start()
     log.submit(PredictionRecord("r9", may, "churn_v1_20240101", ["customer_id"],
                                 {"customer_id": ["x"]}, [1], 1.0, scores=[[0.3, 0.7]]))
     assert log.close(timeout=10).written == 1
+    engine = sa.create_engine(owner_url)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT id_column, id_value FROM predictions WHERE "
+                                    "request_id = 'r9'")).all() == [("customer_id", "x")]
+    engine.dispose()
     more = tmp_path / "more.csv"
     pd.DataFrame({"customer_id": ["a", "y"], "churned": [0, 1]}).to_csv(more, index=False)
     again = ingest_labels(more, owner_url, id_column="customer_id", label_column="churned")

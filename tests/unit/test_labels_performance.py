@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from workbench.config import Settings
-from workbench.errors import MonitoringError, NoCurrentData
+from workbench.errors import ConfigError, MonitoringError, NoCurrentData
 from workbench.monitoring.labels import ingest_labels, key_text
 from workbench.monitoring.performance import (
     compute_metric,
@@ -108,8 +108,8 @@ def test_ids_compare_as_text() -> None:
 
 
 # -- a store -----------------------------------------------------------------------------------
-def _log(url: str, records: list[PredictionRecord]) -> None:
-    log = PredictionLog(url, flush_interval=0.02)
+def _log(url: str, records: list[PredictionRecord], id_column: str | None = None) -> None:
+    log = PredictionLog(url, flush_interval=0.02, id_column=id_column)
     log.start()
     for record in records:
         log.submit(record)
@@ -125,8 +125,15 @@ def _record(request_id: str, when: dt.datetime, customers: list[str], outputs: l
                             outputs, 1.0, role, scores)
 
 
+@pytest.fixture(params=[None, "customer_id"], ids=["id-in-inputs", "id-logged"])
+def logged_id(request: pytest.FixtureRequest) -> str | None:
+    """The id column the writer was told (WORKBENCH_LABEL_ID_COLUMN): every join test runs on
+    a store whose one-row records have the id logged beside them, and on one whose do not."""
+    return request.param
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> str:
+def store(tmp_path: Path, logged_id: str | None) -> str:
     """January: 4 customers scored by the champion and (as shadow) the challenger; February:
     4 more by the champion alone. Probabilities logged for the champion only."""
     url = sqlite_url(tmp_path / "p.db")
@@ -136,7 +143,10 @@ def store(tmp_path: Path) -> str:
         _record("r2", at(1, 20), ["c", "d"], [1, 0], [0.7, 0.4]),
         _record("r2", at(1, 20), ["c", "d"], [0, 0], None, SHADOW, "shadow"),
         _record("r3", at(2), ["e", "f", "g", "h"], [1, 0, 1, 0], [0.8, 0.1, 0.6, 0.3]),
-    ])
+        # One-row records: the id logged beside them when the writer was told the column.
+        _record("r4", at(2, 12), ["i"], [1], [0.9]),
+        _record("r5", at(2, 12), ["j"], [0], [0.35]),
+    ], id_column=logged_id)
     return url
 
 
@@ -175,12 +185,12 @@ def test_labels_join_every_predicted_row_carrying_the_id_and_count_the_rest(
     assert (again.new_labels, again.duplicates, again.matched_rows) == (0, 6, 0)
 
 
-def test_an_unmatched_label_is_matched_when_its_prediction_is_logged(store: str,
-                                                                      tmp_path: Path) -> None:
+def test_an_unmatched_label_is_matched_when_its_prediction_is_logged(
+        store: str, tmp_path: Path, logged_id: str | None) -> None:
     path = _labels(tmp_path, "early.parquet", {"customer_id": ["late-comer"], "label": [1]})
     first = ingest_labels(path, store, id_column="customer_id", received_at=at(3))
     assert (first.unmatched, first.matched) == (1, 0)
-    _log(store, [_record("r9", at(3, 5), ["late-comer"], [1], [0.95])])
+    _log(store, [_record("r9", at(3, 5), ["late-comer"], [1], [0.95])], logged_id)
     other = _labels(tmp_path, "more.csv", {"customer_id": ["e"], "label": [1]})
     second = ingest_labels(other, store, id_column="customer_id", received_at=at(3, 6))
     assert (second.new_labels, second.matched, second.rematched) == (1, 1, 1)
@@ -245,19 +255,20 @@ def test_performance_per_window_and_late_labels(store: str, tmp_path: Path) -> N
     assert (jan.label, jan.rows, jan.labelled, jan.late) == ("2024-01", 4, 4, 0)
     # Scores a 0.9, b 0.2, c 0.7, d 0.4 for labels 1, 0, 0, 0: c outranks nothing else.
     assert jan.value == pytest.approx(1.0)
-    assert (feb.rows, feb.labelled, feb.value) == (4, 0, None)
+    assert (feb.rows, feb.labelled, feb.value) == (6, 0, None)
     assert report.latest is jan
 
     # February's labels arrive after that check evaluated February: late, and counted.
-    feb_labels = _labels(tmp_path, "feb.csv", {"customer_id": ["e", "f", "g", "h"],
-                                               "label": [0, 1, 1, 0]})
+    feb_labels = _labels(tmp_path, "feb.csv", {"customer_id": ["e", "f", "g", "h", "i", "j"],
+                                               "label": [0, 1, 1, 0, 1, 0]})
     done = ingest_labels(feb_labels, store, id_column="customer_id", received_at=at(3, 2))
-    assert done.late == 4 and done.late_by_model == {MODEL: 4}
+    assert done.late == 6 and done.late_by_model == {MODEL: 6}
     again = evaluate_performance(MODEL, settings, since="2024-01-01", until="2024-02-29",
                                  registry=_Registry(MODEL), log=False, now=at(3, 3))  # type: ignore[arg-type]
     feb = again.windows[1]
-    assert (feb.labelled, feb.late) == (4, 4)
-    assert feb.value == pytest.approx(0.25)  # scores 0.8, 0.1, 0.6, 0.3 for 0, 1, 1, 0
+    assert (feb.labelled, feb.late) == (6, 6)
+    # Scores 0.8, 0.1, 0.6, 0.3, 0.9, 0.35 for 0, 1, 1, 0, 1, 0: 5 of 9 pairs ranked right.
+    assert feb.value == pytest.approx(5 / 9)
     assert again.latest is feb
 
     # The shadow logged classes only: roc_auc is refused in one line, accuracy works.
@@ -286,7 +297,8 @@ def test_a_store_without_labels_says_how_to_load_them(tmp_path: Path) -> None:
     assert SimpleNamespace(**report.as_dict()["windows"][0]).labelled == 0
 
 
-def test_one_row_records_join_whatever_their_columns_are_named(tmp_path: Path) -> None:
+def test_one_row_records_join_whatever_their_columns_are_named(
+        tmp_path: Path, logged_id: str | None) -> None:
     url = sqlite_url(tmp_path / "p.db")
     odd = ["data", 'x],"data":', "customer_id"]
     _log(url, [
@@ -294,7 +306,7 @@ def test_one_row_records_join_whatever_their_columns_are_named(tmp_path: Path) -
                                                    "customer_id": [7]}, ["yes"], 1.0),
         PredictionRecord("s2", at(1), MODEL, ["customer_id"], {"customer_id": ["8"]}, [[0.2, 0.8]],
                          1.0, scores=[[0.2, 0.8]]),
-    ])
+    ], logged_id)
     path = _labels(tmp_path, "l.csv", {"customer_id": [7, 8], "label": ["yes", "no"]})
     done = ingest_labels(path, url, id_column="customer_id", received_at=at(2))
     assert (done.matched, done.matched_rows) == (2, 2)
@@ -305,11 +317,12 @@ def test_one_row_records_join_whatever_their_columns_are_named(tmp_path: Path) -
 
 
 def test_ids_and_labels_with_quotes_backslashes_and_newlines_are_stored_as_given(
-        tmp_path: Path) -> None:
+        tmp_path: Path, logged_id: str | None) -> None:
     # The labels reach SQLite as one JSON object: what JSON escapes must come back unchanged.
     url = sqlite_url(tmp_path / "p.db")
     odd = ['a"b', "c\\d", "e\nf", "ünï\u2028"]
-    _log(url, [_record(f"r{n}", at(1), [key], [1], [0.5]) for n, key in enumerate(odd)])
+    _log(url, [_record(f"r{n}", at(1), [key], [1], [0.5]) for n, key in enumerate(odd)],
+         logged_id)
     labels = ['say "yes"', "back\\slash", "two\nlines", "ünï"]
     path = _labels(tmp_path, "odd.parquet", {"customer_id": odd, "label": labels})
     done = ingest_labels(path, url, id_column="customer_id", received_at=at(2))
@@ -319,3 +332,37 @@ def test_ids_and_labels_with_quotes_backslashes_and_newlines_are_stored_as_given
     assert {key: json.loads(label) for key, label in stored.items()} == dict(zip(odd, labels))
     again = ingest_labels(path, url, id_column="customer_id", received_at=at(2, 2))
     assert (again.new_labels, again.duplicates, again.conflicting) == (0, 4, 0)
+
+
+def test_a_store_of_logged_and_unlogged_ids_joins_every_record(tmp_path: Path) -> None:
+    # A store as it grows: records logged before the id column was set, then one-row records
+    # with the id logged beside them (a whole float as its integer), a batch record (its
+    # ids stay in its inputs), and one logged under another id column.
+    url = sqlite_url(tmp_path / "p.db")
+    _log(url, [_record("old", at(1), ["a"], [1], [0.9])])
+    _log(url, [
+        _record("new", at(1, 2), ["b"], [0], [0.2]),
+        _record("batch", at(1, 3), ["c", "d"], [1, 0], [0.8, 0.3]),
+        PredictionRecord("whole", at(1, 4), MODEL, ["customer_id", "x"],
+                         {"customer_id": [7.0], "x": [1.0]}, [1], 1.0, scores=[0.6]),
+    ], id_column="customer_id")
+    _log(url, [_record("other", at(1, 5), ["e"], [1], [0.7])], id_column="x")
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+        logged = conn.execute("SELECT request_id, id_column, id_value FROM predictions "
+                              "ORDER BY id").fetchall()
+    assert logged == [("old", None, None), ("new", "customer_id", "b"),
+                      ("batch", None, None), ("whole", "customer_id", "7"), ("other", "x", "1")]
+    path = _labels(tmp_path, "l.csv", {"customer_id": ["a", "b", "c", "d", "7", "e", "zz"],
+                                       "label": [1, 0, 1, 0, 1, 1, 0]})
+    done = ingest_labels(path, url, id_column="customer_id", received_at=at(2))
+    assert (done.matched, done.matched_rows, done.unmatched) == (6, 6, 1)
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+        joined = dict(conn.execute("SELECT id_value, score FROM labels WHERE prediction_id "
+                                   "IS NOT NULL").fetchall())
+    assert joined == {"a": 0.9, "b": 0.2, "c": 0.8, "d": 0.3, "7": 0.6, "e": 0.7}
+    # Joined on the other column, only its own record's logged id (and the inputs) count.
+    by_x = ingest_labels(_labels(tmp_path, "x.csv", {"x": [1], "label": [1]}), url,
+                         id_column="x", received_at=at(2))
+    assert (by_x.matched, by_x.matched_rows) == (1, 6)
+    with pytest.raises(ConfigError, match="longer than 64"):
+        PredictionLog(url, id_column="c" * 65)

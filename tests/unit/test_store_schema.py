@@ -134,9 +134,9 @@ def test_a_version_3_store_gets_scores_and_the_label_tables(db: Path) -> None:
     with sqlite3.connect(db) as conn:
         conn.executescript(V3_DDL)
     assert {"labels", "performance_windows"}.isdisjoint(tables(db))
-    assert prepare(sqlite_url(db)) == (3, 4)
+    assert prepare(sqlite_url(db)) == (3, SCHEMA_VERSION)
     assert {"labels", "performance_windows"} <= tables(db)
-    assert columns(db)[-1] == ("scores", "TEXT", 0, None)
+    assert ("scores", "TEXT", 0, None) in columns(db)
     log = PredictionLog(sqlite_url(db), flush_interval=0.02)
     log.start()
     log.submit(dataclasses.replace(record(1), scores=[0.25]))
@@ -145,20 +145,42 @@ def test_a_version_3_store_gets_scores_and_the_label_tables(db: Path) -> None:
         stored = conn.execute("SELECT request_id, role, scores FROM predictions "
                               "ORDER BY id").fetchall()
     assert stored == [("old-1", "primary", None), ("req-1", "primary", "[0.25]")]
-    assert prepare(sqlite_url(db)) == (4, 4)
+    assert prepare(sqlite_url(db)) == (SCHEMA_VERSION, SCHEMA_VERSION)
 
 
-def test_a_version_4_store_that_lost_its_label_tables_gets_them_back(db: Path) -> None:
+def test_a_version_4_store_gets_the_logged_id_columns_and_keeps_its_rows(db: Path) -> None:
+    prepare(sqlite_url(db))
+    with sqlite3.connect(db) as conn:  # back to version 4: no id columns
+        conn.execute("INSERT INTO predictions (request_id, created_at, model_name, n_rows, "
+                     "inputs, outputs) VALUES ('old-1', '2024-05-01', 'm', 1, '{}', '[0]')")
+        conn.execute("ALTER TABLE predictions DROP COLUMN id_value")
+        conn.execute("ALTER TABLE predictions DROP COLUMN id_column")
+        conn.execute("UPDATE workbench_store_meta SET value = '4'")
+    assert schema.check_at_start(sqlite_url(db)) is True  # what `workbench serve` runs
+    assert version_row(db) == [("schema_version", "5")]
+    assert columns(db)[-2:] == [("id_column", "VARCHAR(64)", 0, None),
+                                ("id_value", "VARCHAR(255)", 0, None)]
+    log = PredictionLog(sqlite_url(db), flush_interval=0.02, id_column="plan")
+    log.start()
+    log.submit(record(1))
+    assert log.close(timeout=5).written == 1
+    with sqlite3.connect(db) as conn:
+        stored = conn.execute("SELECT request_id, id_column, id_value FROM predictions "
+                              "ORDER BY id").fetchall()
+    assert stored == [("old-1", None, None), ("req-1", "plan", "basic")]
+
+
+def test_a_version_5_store_that_lost_its_label_tables_gets_them_back(db: Path) -> None:
     prepare(sqlite_url(db))
     with sqlite3.connect(db) as conn:
         conn.execute("DROP TABLE labels")
     engine = schema.create_engine(sqlite_url(db), writer=True)
     try:
         with engine.begin() as conn:
-            assert schema.read_state(conn) == schema.SchemaState(4, False)
+            assert schema.read_state(conn) == schema.SchemaState(5, False)
     finally:
         engine.dispose()
-    assert prepare(sqlite_url(db)) == (4, 4)
+    assert prepare(sqlite_url(db)) == (5, 5)
     assert "labels" in tables(db)
 
 

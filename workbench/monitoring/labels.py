@@ -35,6 +35,7 @@ import orjson
 
 from workbench.errors import MonitoringError, NoCurrentData, WorkbenchError
 from workbench.progress import Progress
+from workbench.store.keys import key_text
 from workbench.store.schema import ID_VALUE_LEN
 
 if TYPE_CHECKING:
@@ -174,7 +175,7 @@ def _ingest(conn: Connection, frame: pd.DataFrame, where: str, id_column: str,
     if not sa.inspect(conn).has_table(schema.TABLE_NAME):
         raise NoCurrentData(f"no predictions logged in {shown}; serve the model or score with "
                             "`workbench predict --log` first")
-    schema.ensure(conn)  # version 4 holds the labels table; an older store is migrated
+    schema.ensure(conn)  # version 4 holds the labels table, 5 the logged ids; older: migrated
     join = _dialect_join(conn)
     # What the join needs to know of the store (SQLite: its column lists, one pass over every
     # record) is read on a connection of its own meanwhile: the labels' checks and staging
@@ -244,24 +245,6 @@ def _require_columns(frame: pd.DataFrame, where: str, id_column: str, label_colu
     if id_column == label_column:
         raise MonitoringError(f"the id column and the label column are both {id_column!r}; "
                               "name the label with --label-column")
-
-
-def key_text(value: Any) -> str | None:
-    """An id as the text both sides are compared by; None for a missing one.
-
-    Integers read back from JSON and from CSV print alike; a float that is a whole number
-    (an integer column with gaps, read as float) prints as the integer.
-    """
-    if value is None:
-        return None
-    if isinstance(value, float):
-        if value != value:
-            return None
-        if value.is_integer():
-            return str(int(value))
-    if hasattr(value, "item"):  # numpy scalars
-        return key_text(value.item())
-    return str(value)
 
 
 def _label_json(value: Any) -> str | None:
@@ -374,6 +357,16 @@ Waiting = dict[str, tuple[str, dt.datetime, str]]
 # a column list (the stored inputs' start) -> the id's position in it (None: not there) and
 # whether records of more than one row have it
 ColumnLists = dict[str, tuple["int | None", bool]]
+
+
+@dataclass(frozen=True)
+class _Logged:
+    """What the join needs to know of an SQLite store: whether any record has the id logged
+    beside it (``id_column``, schema version 5), and the column lists of those that do not,
+    whose id is read from their inputs."""
+
+    any_logged: bool
+    lists: ColumnLists
 
 
 @dataclass(frozen=True)
@@ -596,9 +589,20 @@ class _SqliteJoin(_Join):
     def by_input(self, conn: Connection, id_column: str) -> list[_Part]:
         from workbench.store.schema import TABLE_NAME
 
-        lists = self._lists.result() if self._lists is not None else None
-        if lists is None:
-            lists = self._column_lists(conn, id_column)
+        shape = self._shape.result() if self._shape is not None else None
+        if shape is None:
+            shape = self._read_shape(conn, id_column)
+        parts: list[_Part] = []
+        one_row = "p.n_rows = 1"
+        if shape.any_logged:
+            # The id the writer logged beside the record, as the labels are keyed: no JSON is
+            # read (a second of the join at a million records); the other one-row records are
+            # read from their inputs below.
+            parts.append(_Part(f"{TABLE_NAME} p CROSS JOIN {_KEYS} k", "p.id_column = "
+                               ":id_column AND p.n_rows = 1 AND k.id_value = p.id_value", "0",
+                               one_row=True))
+            one_row += " AND p.id_column IS NOT :id_column"
+        lists = shape.lists
         # The value (e) as the text labels are keyed by (see ``key_text``): a whole float is
         # the integer it prints as; an integer meets the text key by the column's affinity.
         key = ("k.id_value = substr(CASE WHEN e.type = 'real' AND e.value = CAST(e.value AS "
@@ -606,7 +610,7 @@ class _SqliteJoin(_Join):
                f"{ID_VALUE_LEN})")
         positions = {position for position, _multi in lists.values() if position is not None}
         if not positions:
-            return []  # no logged record has the id column: nothing can match
+            return parts  # no other record has the id column among its inputs
         if len(positions) == 1 and all(p is not None for p, _multi in lists.values()):
             # Every record's columns have the id at one place (one signature, the usual
             # store): its path is a constant and no record's column list need be read.
@@ -619,9 +623,9 @@ class _SqliteJoin(_Join):
         # the others are unnested row by row. Two statements: a single one choosing per record
         # cost a third more at a million records; the second is left out when the store has
         # no record of more than one row.
-        parts = [_Part(f"{TABLE_NAME} p{heads} CROSS JOIN json_each(p.inputs, '$.data[0][' || "
-                       f"{position} || ']') e CROSS JOIN {_KEYS} k",
-                       f"p.n_rows = 1 AND {where} AND {key}", "0", one_row=True)]
+        parts.append(_Part(f"{TABLE_NAME} p{heads} CROSS JOIN json_each(p.inputs, '$.data[0][' "
+                           f"|| {position} || ']') e CROSS JOIN {_KEYS} k",
+                           f"{one_row} AND {where} AND {key}", "0", one_row=True))
         if any(multi for _position, multi in lists.values()):
             parts.append(_Part(
                 f"{TABLE_NAME} p{heads} CROSS JOIN json_each(p.inputs, '$.data') r CROSS JOIN "
@@ -632,7 +636,7 @@ class _SqliteJoin(_Join):
     #: The SQL of a record's column list (its stored inputs up to the end of the list).
     HEAD = f"substr(p.inputs, 1, instr(p.inputs, '{_COLUMNS_END}'))"
 
-    _lists: Future[ColumnLists | None] | None = None
+    _shape: Future[_Logged | None] | None = None
 
     def look_ahead(self, conn: Connection, id_column: str) -> None:
         # A file's store only: another connection to an in-memory database is another database.
@@ -644,37 +648,43 @@ class _SqliteJoin(_Join):
 
         engine = conn.engine
 
-        def scan() -> ColumnLists | None:
+        def scan() -> _Logged | None:
             try:
                 with engine.connect() as reader:
-                    return self._column_lists(reader, id_column)
+                    return self._read_shape(reader, id_column)
             except Exception:  # read again in the join's own transaction, which says why
                 return None
 
         pool = ThreadPoolExecutor(1, thread_name_prefix="workbench-labels")
-        self._lists = pool.submit(scan)
+        self._shape = pool.submit(scan)
         pool.shutdown(wait=False)
 
     def finish(self) -> None:
-        if self._lists is not None:
-            self._lists.result()
+        if self._shape is not None:
+            self._shape.result()
 
-    def _column_lists(self, conn: Connection, id_column: str) -> ColumnLists:
-        """Each distinct column list the store holds (a few: one per model's signature): the
-        id's position in it (None: not there) and whether records of more than one row have
-        it."""
+    def _read_shape(self, conn: Connection, id_column: str) -> _Logged:
+        """Whether any record has its id logged, and each distinct column list of the others
+        (a few: one per model's signature): the id's position in it (None: not there) and
+        whether records of more than one row have it. One pass over the store; a record with
+        its id logged is not read past that column."""
         from workbench.store.schema import TABLE_NAME
 
         lists: ColumnLists = {}
+        any_logged = False
         for text, multi in conn.exec_driver_sql(
-                f"SELECT DISTINCT {self.HEAD}, p.n_rows > 1 FROM {TABLE_NAME} p"):
+                f"SELECT DISTINCT CASE WHEN p.id_column = ? AND p.n_rows = 1 THEN NULL ELSE "
+                f"{self.HEAD} END, p.n_rows > 1 FROM {TABLE_NAME} p", (id_column,)):
+            if text is None:
+                any_logged = True
+                continue
             try:
                 names = orjson.loads(text + "}").get("columns") or []
             except (orjson.JSONDecodeError, AttributeError):
                 names = []  # not the writer's form: nothing to join
             position = names.index(id_column) if id_column in names else None
             lists[text] = (position, bool(multi) or lists.get(text, (None, False))[1])
-        return lists
+        return _Logged(any_logged, lists)
 
     @staticmethod
     def _stage_heads(conn: Connection, lists: ColumnLists) -> None:
@@ -730,12 +740,16 @@ class _PostgresJoin(_Join):
         # The value as the text labels are keyed by (see ``key_text``).
         key = (f"left(CASE WHEN jsonb_typeof({value}) = 'number' AND {number} = trunc({number}) "
                f"THEN trunc({number})::text ELSE {value} #>> '{{}}' END, {ID_VALUE_LEN})")
-        return [_Part(
+        # A one-row record with its id logged beside it (schema version 5) is joined on that;
+        # every other record is unnested.
+        logged = "p.id_column = :id_column AND p.n_rows = 1"
+        return [_Part(f"{TABLE_NAME} p JOIN {_KEYS} k ON k.id_value = p.id_value", logged, "0",
+                      one_row=True), _Part(
             f"{TABLE_NAME} p CROSS JOIN LATERAL (SELECT p.inputs::jsonb AS j) i CROSS JOIN "
             "LATERAL (SELECT (n.n - 1)::int AS position FROM jsonb_array_elements_text(i.j -> "
             "'columns') WITH ORDINALITY n(name, n) WHERE n.name = :id_column LIMIT 1) c CROSS "
             "JOIN LATERAL jsonb_array_elements(i.j -> 'data') WITH ORDINALITY r(value, n) JOIN "
-            f"{_KEYS} k ON k.id_value = {key}", "TRUE", "(r.n - 1)::int")]
+            f"{_KEYS} k ON k.id_value = {key}", f"({logged}) IS NOT TRUE", "(r.n - 1)::int")]
 
 
 def _dialect_join(conn: Connection) -> _Join:

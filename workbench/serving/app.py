@@ -327,7 +327,8 @@ def _app_from_options(options: ServeOptions) -> ServingApp:
 
         prediction_log = PredictionLog(
             options.log_url, batch_size=options.log_batch_size,
-            flush_interval=options.log_flush_interval, max_backlog=options.log_max_backlog)
+            flush_interval=options.log_flush_interval, max_backlog=options.log_max_backlog,
+            id_column=options.log_id_column or None)
     shadow = ServedModel.from_registry(options.shadow, settings) if options.shadow else None
     why = model.incompatibility(shadow) if shadow is not None else None
     if why is not None and shadow is not None:

@@ -21,6 +21,7 @@ ENV_MODEL = "WORKBENCH_SERVE_MODEL"
 ENV_MODEL_DIR = "WORKBENCH_SERVE_MODEL_DIR"
 ENV_METADATA = "WORKBENCH_SERVE_METADATA"
 ENV_LOG_URL = "WORKBENCH_SERVE_LOG_URL"
+ENV_LOG_ID_COLUMN = "WORKBENCH_SERVE_LOG_ID_COLUMN"
 ENV_MAX_ROWS = "WORKBENCH_SERVE_MAX_ROWS"
 ENV_MAX_BODY = "WORKBENCH_SERVE_MAX_BODY_BYTES"
 ENV_LOG_MAX_BACKLOG = "WORKBENCH_SERVE_LOG_MAX_BACKLOG"
@@ -54,6 +55,8 @@ class ServeOptions:
         model_dir: a folder in MLflow format to load instead.
         metadata: what ``/metadata`` says about a model loaded from a folder.
         log_url: SQLAlchemy URL of the prediction store; empty logs nothing.
+        log_id_column: the input column logged beside each one-row record as its label id
+            (``workbench serve`` sets it from ``WORKBENCH_LABEL_ID_COLUMN``); empty: none.
         limits: row and body-size limits.
         log_max_backlog, log_batch_size, log_flush_interval: the prediction writer's bounds.
         max_batch_rows, max_batch_wait_ms: how requests are merged (see ``batching``).
@@ -70,6 +73,7 @@ class ServeOptions:
     model_dir: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
     log_url: str = ""
+    log_id_column: str = ""
     limits: Limits = field(default_factory=Limits)
     log_max_backlog: int = DEFAULT_LOG_MAX_BACKLOG
     log_batch_size: int = DEFAULT_LOG_BATCH_SIZE
@@ -98,6 +102,7 @@ class ServeOptions:
             model_dir=env.get(ENV_MODEL_DIR, ""),
             metadata=_json_object(env, ENV_METADATA),
             log_url=env.get(ENV_LOG_URL, ""),
+            log_id_column=env.get(ENV_LOG_ID_COLUMN, "").strip(),
             limits=Limits(_positive_int(env, ENV_MAX_ROWS, Limits.max_rows),
                           _positive_int(env, ENV_MAX_BODY, Limits.max_body_bytes)),
             log_max_backlog=_positive_int(env, ENV_LOG_MAX_BACKLOG, DEFAULT_LOG_MAX_BACKLOG),

@@ -74,6 +74,7 @@ def serve(
              options_module.ENV_MAX_BATCH_WAIT_MS: max_batch_wait_ms,
              options_module.ENV_TIMEOUT_MS: timeout_ms, options_module.ENV_POLL_S: poll_s,
              options_module.ENV_TOKEN: token,
+             options_module.ENV_LOG_ID_COLUMN: settings.label_id_column or None,
              options_module.ENV_ALLOWED_HOSTS: ",".join(allowed_hosts) or None}
     updates = {serving_app.ENV_LOG_URL: store,
                **{name: str(value) for name, value in given.items() if value is not None}}

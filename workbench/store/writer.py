@@ -39,7 +39,15 @@ from sqlalchemy.engine import Engine
 from workbench.errors import ConfigError
 from workbench.store import schema
 from workbench.store.engine import create_engine, one_line, utc
-from workbench.store.schema import MODEL_NAME_LEN, PRIMARY, REQUEST_ID_LEN, ROLES, insert_target
+from workbench.store.keys import key_text
+from workbench.store.schema import (
+    ID_COLUMN_LEN,
+    MODEL_NAME_LEN,
+    PRIMARY,
+    REQUEST_ID_LEN,
+    ROLES,
+    insert_target,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +145,9 @@ class PredictionLog:
         flush_interval: seconds the writer waits for a batch to fill before writing a partial one.
         max_backlog: most records held in memory; later submits are dropped until it drains.
         retry_interval: seconds between attempts while the store fails.
+        id_column: the input column whose value identifies a predicted row for the labels
+            that arrive later (``customer_id``); a one-row record that has it is stored with
+            its id beside it, which the label join reads instead of parsing the inputs.
 
     Raises:
         ConfigError: the URL cannot be parsed, names an in-memory SQLite database or a
@@ -144,16 +155,21 @@ class PredictionLog:
     """
 
     def __init__(self, url: str, *, batch_size: int = 500, flush_interval: float = 0.5,
-                 max_backlog: int = 10_000, retry_interval: float = 1.0) -> None:
+                 max_backlog: int = 10_000, retry_interval: float = 1.0,
+                 id_column: str | None = None) -> None:
         if batch_size < 1 or max_backlog < 1:
             raise ConfigError("prediction log: batch_size and max_backlog must be at least 1")
         if flush_interval <= 0 or retry_interval <= 0:
             raise ConfigError("prediction log: flush_interval and retry_interval must be positive")
+        if id_column and len(id_column) > ID_COLUMN_LEN:
+            raise ConfigError(f"prediction log: the id column's name is longer than "
+                              f"{ID_COLUMN_LEN} characters ({id_column[:20]}...); rename it")
         self._engine = create_engine(url, writer=True)
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         self.max_backlog = max_backlog
         self.retry_interval = retry_interval
+        self.id_column = id_column or None
 
         # Everything below is guarded by _cond.
         self._cond = threading.Condition()
@@ -335,7 +351,7 @@ class PredictionLog:
             records = [self._pending.popleft() for _ in range(count)]
             self._taken = count
         # Encoding happens outside the lock so submit never waits for it.
-        rows, bad = _encode_batch(records)
+        rows, bad = _encode_batch(records, self.id_column)
         with self._cond:
             if self._closed:  # close() gave up waiting and counted these as dropped
                 return None
@@ -473,7 +489,8 @@ class PredictionLog:
 # ---------------------------------------------------------------------- encoding
 
 
-def _encode_batch(records: Iterable[PredictionRecord]) -> tuple[list[dict[str, Any]], list[str]]:
+def _encode_batch(records: Iterable[PredictionRecord], id_column: str | None = None
+                  ) -> tuple[list[dict[str, Any]], list[str]]:
     """Table rows for the records, and one error line per record that cannot be encoded."""
     rows: list[dict[str, Any]] = []
     bad: list[str] = []
@@ -481,14 +498,16 @@ def _encode_batch(records: Iterable[PredictionRecord]) -> tuple[list[dict[str, A
         if count and count % CHUNK_ROWS == 0:
             _yield_cpu()
         try:
-            rows.append(_encode(record))
+            rows.append(_encode(record, id_column))
         except Exception as exc:
             bad.append(one_line(exc))
     return rows, bad
 
 
-def _encode(record: PredictionRecord) -> dict[str, Any]:
-    """One table row; NaN becomes null (orjson's rule), inputs are stored row-major.
+def _encode(record: PredictionRecord, id_column: str | None = None) -> dict[str, Any]:
+    """One table row; NaN becomes null (orjson's rule), inputs are stored row-major; a
+    one-row record with ``id_column`` among its inputs has that column's name and its id (as
+    labels are keyed, see ``keys.key_text``) in ``id_column`` and ``id_value``.
 
     Raises:
         TypeError: a value is not JSON-able, or created_at is not a datetime.
@@ -501,6 +520,10 @@ def _encode(record: PredictionRecord) -> dict[str, Any]:
     data = list(zip(*(record.inputs[name] for name in record.columns)))
     outputs = _as_list(record.outputs)
     scores = None if record.scores is None else _as_list(record.scores)
+    # Only a one-row record's id fits one column (the server logs a request a record); the
+    # label join reads the rows of the others from their inputs.
+    at = columns.index(id_column) if (id_column is not None and len(data) == 1
+                                      and id_column in columns) else None
     return {
         "request_id": str(record.request_id)[:REQUEST_ID_LEN],
         "created_at": utc(record.created_at),
@@ -513,6 +536,8 @@ def _encode(record: PredictionRecord) -> dict[str, Any]:
         "role": record.role,
         "scores": None if scores is None else orjson.dumps(
             scores, option=_JSON_OPTIONS, default=_json_default).decode(),
+        "id_column": None if at is None else id_column,
+        "id_value": None if at is None else key_text(data[0][at]),
     }
 
 
