@@ -6,7 +6,8 @@
 #                 predictions_writer (the serving service: INSERT on predictions, SELECT on the
 #                 schema version) and predictions_reader (Lab and jobs: drift checks, label
 #                 loads and performance checks; SELECT on every table, INSERT/DELETE on labels,
-#                 INSERT on performance_windows, never a change to a logged prediction).
+#                 INSERT on label_loads and performance_windows, never a change to a logged
+#                 prediction).
 #   scheduler     the policy scheduler's job store and history, owned by its own role
 #                 (the scheduler service creates its tables at first start).
 # The tables are created later by the owner (the predictions-prepare one-shot), which then

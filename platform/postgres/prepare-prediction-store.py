@@ -8,8 +8,9 @@ so a store created by an older platform gets the same grants:
 - ``predictions_writer`` (the serving service): INSERT on ``predictions`` and SELECT on
   ``workbench_store_meta`` (its start-up check of the schema version); nothing else.
 - ``predictions_reader`` (Lab and jobs: drift checks, label loads, performance checks): SELECT
-  on every table; INSERT and DELETE on ``labels`` (``workbench monitor labels`` stores them and
-  replaces a waiting label once it matches); INSERT on ``performance_windows`` (a performance
+  on every table; INSERT on ``label_loads`` and INSERT and DELETE on ``labels`` (``workbench
+  monitor labels`` records each load, stores its labels and replaces a waiting label once it
+  matches); INSERT on ``performance_windows`` (a performance
   check records the windows it evaluated); TEMPORARY on the database (the label join stages the
   labels in a temporary table). It never writes, updates or deletes a logged prediction.
 
@@ -29,7 +30,8 @@ READER = "predictions_reader"
 # role -> table -> privileges; a table not named here gets SELECT for the reader alone.
 GRANTS = {
     WRITER: {"predictions": "INSERT", "workbench_store_meta": "SELECT"},
-    READER: {"labels": "SELECT, INSERT, DELETE", "performance_windows": "SELECT, INSERT"},
+    READER: {"labels": "SELECT, INSERT, DELETE", "label_loads": "SELECT, INSERT",
+             "performance_windows": "SELECT, INSERT"},
 }
 READER_DEFAULT = "SELECT"
 

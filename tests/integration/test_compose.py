@@ -418,9 +418,10 @@ statements = {
     "create": "CREATE TABLE role_probe (x int)",
     "drop": "DROP TABLE predictions",
     # What `workbench monitor labels` and `monitor performance` write.
-    "labels_insert": "INSERT INTO labels (id_column, id_value, label, received_at, source) "
-                     "VALUES ('role-probe', 'p', '1', now(), 'role-probe')",
-    "labels_delete": "DELETE FROM labels WHERE id_column = 'role-probe'",
+    "loads_insert": "INSERT INTO label_loads (id_column, received_at, source) VALUES "
+                    "('role-probe', now(), 'role-probe')",
+    "labels_insert": "INSERT INTO labels (load_id, id_value, label) VALUES (-1, 'p', '1')",
+    "labels_delete": "DELETE FROM labels WHERE load_id = -1",
     "windows_insert": "INSERT INTO performance_windows (model_name, metric, window_start, "
                       "window_end, evaluated_at, rows, labelled) VALUES ('role-probe', "
                       "'accuracy', now(), now(), now(), 0, 0)",
@@ -454,15 +455,15 @@ def test_the_serving_role_only_inserts_and_the_reader_only_reads(docker_client, 
     # touches no label.
     assert writer == {"insert": "ok", "select": DENIED, "schema_version": "ok", "update": DENIED,
                       "delete": DENIED, "create": DENIED, "drop": DENIED,
-                      "labels_insert": DENIED, "labels_delete": DENIED,
-                      "windows_insert": DENIED, "temporary": DENIED}
+                      "loads_insert": DENIED, "labels_insert": DENIED,
+                      "labels_delete": DENIED, "windows_insert": DENIED, "temporary": DENIED}
     reader = _probe(docker_client, running, "reader")
     # The reader never changes a logged prediction; it loads labels and records performance
     # checks (Lab and jobs run `monitor labels` and `monitor performance`).
     assert reader == {"insert": DENIED, "select": "ok", "schema_version": "ok", "update": DENIED,
                       "delete": DENIED, "create": DENIED, "drop": DENIED,
-                      "labels_insert": "ok", "labels_delete": "ok", "windows_insert": "ok",
-                      "temporary": "ok"}
+                      "loads_insert": "ok", "labels_insert": "ok", "labels_delete": "ok",
+                      "windows_insert": "ok", "temporary": "ok"}
     # The writer's row is there (read as the superuser), untouched by the refused statements.
     assert running.psql(docker_client, "predictions",
                         "select model_name from predictions where request_id = 'probe'"

@@ -196,8 +196,8 @@ def test_an_unmatched_label_is_matched_when_its_prediction_is_logged(
     assert (second.new_labels, second.matched, second.rematched) == (1, 1, 1)
     assert second.by_model == {MODEL: 2}
     with sqlite3.connect(store.removeprefix("sqlite:///")) as conn:
-        rows = conn.execute("SELECT prediction_id IS NULL, source FROM labels "
-                            "WHERE id_value = 'late-comer'").fetchall()
+        rows = conn.execute("SELECT prediction_id IS NULL, source FROM labels JOIN label_loads "
+                            "d ON d.id = load_id WHERE id_value = 'late-comer'").fetchall()
     assert rows == [(0, str(path))]  # matched now, still credited to the file it came in
 
 
@@ -366,3 +366,26 @@ def test_a_store_of_logged_and_unlogged_ids_joins_every_record(tmp_path: Path) -
     assert (by_x.matched, by_x.matched_rows) == (1, 6)
     with pytest.raises(ConfigError, match="longer than 64"):
         PredictionLog(url, id_column="c" * 65)
+
+
+def test_a_logged_score_is_the_score_the_join_reads_from_the_json(tmp_path: Path) -> None:
+    # The writer's score column and the join's SQL over the scores JSON follow one rule: the
+    # same records, logged with and without the id beside them, store the same scores.
+    shapes: list[Any] = [0.7, 1, [0.2, 0.8], [0.1, 0.2, 0.7], [], None, float("nan"),
+                         float("inf"), True, "high", [[0.1, 0.9]], [0.3, None]]
+    stored = []
+    for logged_id in (None, "customer_id"):
+        url = sqlite_url(tmp_path / f"{logged_id}.db")
+        _log(url, [PredictionRecord(f"r{n}", at(1), MODEL, ["customer_id"],
+                                    {"customer_id": [f"c{n}"]}, [1], 1.0, scores=[shape])
+                   for n, shape in enumerate(shapes)], logged_id)
+        path = _labels(tmp_path, "l.csv", {"customer_id": [f"c{n}" for n in range(len(shapes))],
+                                           "label": [1] * len(shapes)})
+        assert ingest_labels(path, url, id_column="customer_id").matched == len(shapes)
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            stored.append(conn.execute("SELECT id_value, score FROM labels ORDER BY "
+                                       "prediction_id").fetchall())
+    from_json, from_column = stored
+    assert from_column == from_json
+    assert [score for _id, score in from_json] == [0.7, 1.0, 0.8, 0.7, None, None, None, None,
+                                                   None, None, None, None]

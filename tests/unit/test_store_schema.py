@@ -148,26 +148,74 @@ def test_a_version_3_store_gets_scores_and_the_label_tables(db: Path) -> None:
     assert prepare(sqlite_url(db)) == (SCHEMA_VERSION, SCHEMA_VERSION)
 
 
-def test_a_version_4_store_gets_the_logged_id_columns_and_keeps_its_rows(db: Path) -> None:
+# The labels table at schema version 4: each row repeats its load's id column, time and file.
+V4_LABELS_DDL = """
+DROP TABLE labels;
+DROP TABLE label_loads;
+CREATE TABLE labels (
+    id INTEGER NOT NULL, id_column VARCHAR(64) NOT NULL, id_value VARCHAR(255) NOT NULL,
+    label TEXT NOT NULL, received_at DATETIME NOT NULL, source VARCHAR(255) NOT NULL,
+    prediction_id BIGINT, row_index INTEGER, model_name VARCHAR(255), predicted_at DATETIME,
+    prediction TEXT, score FLOAT, late BOOLEAN DEFAULT 0 NOT NULL, PRIMARY KEY (id));
+CREATE INDEX ix_labels_model_name_predicted_at ON labels (model_name, predicted_at);
+INSERT INTO labels (id_column, id_value, label, received_at, source, prediction_id, row_index,
+                    model_name, predicted_at, prediction, score)
+VALUES ('customer_id', 'a', '1', '2024-05-02 00:00:00.000000', 'jan.csv', 1, 0, 'm',
+        '2024-05-01 00:00:00.000000', '0', 0.25),
+       ('customer_id', 'zz', '0', '2024-05-02 00:00:00.000000', 'jan.csv', NULL, NULL, NULL,
+        NULL, NULL, NULL),
+       ('plan', 'basic', '1', '2024-05-03 00:00:00.000000', 'plans.csv', NULL, NULL, NULL,
+        NULL, NULL, NULL);
+ALTER TABLE predictions DROP COLUMN id_value;
+ALTER TABLE predictions DROP COLUMN id_column;
+ALTER TABLE predictions DROP COLUMN score;
+UPDATE workbench_store_meta SET value = '4';
+"""
+
+
+def test_a_version_4_store_gets_the_logged_columns_and_its_labels_their_loads(db: Path) -> None:
+    from workbench.monitoring.labels import ingest_labels
+
     prepare(sqlite_url(db))
-    with sqlite3.connect(db) as conn:  # back to version 4: no id columns
+    with sqlite3.connect(db) as conn:  # back to version 4, with labels of two loads stored
         conn.execute("INSERT INTO predictions (request_id, created_at, model_name, n_rows, "
-                     "inputs, outputs) VALUES ('old-1', '2024-05-01', 'm', 1, '{}', '[0]')")
-        conn.execute("ALTER TABLE predictions DROP COLUMN id_value")
-        conn.execute("ALTER TABLE predictions DROP COLUMN id_column")
-        conn.execute("UPDATE workbench_store_meta SET value = '4'")
+                     "inputs, outputs, scores) VALUES ('old-1', '2024-05-01', 'm', 1, "
+                     "'{\"columns\":[\"customer_id\"],\"data\":[[\"a\"]]}', '[0]', '[0.25]')")
+        conn.executescript(V4_LABELS_DDL)
     assert schema.check_at_start(sqlite_url(db)) is True  # what `workbench serve` runs
-    assert version_row(db) == [("schema_version", "5")]
-    assert columns(db)[-2:] == [("id_column", "VARCHAR(64)", 0, None),
-                                ("id_value", "VARCHAR(255)", 0, None)]
-    log = PredictionLog(sqlite_url(db), flush_interval=0.02, id_column="plan")
+    assert version_row(db) == [("schema_version", str(SCHEMA_VERSION))]
+    assert columns(db)[-3:] == [("id_column", "VARCHAR(64)", 0, None),
+                                ("id_value", "VARCHAR(255)", 0, None), ("score", "FLOAT", 0, None)]
+    with sqlite3.connect(db) as conn:
+        loads = conn.execute("SELECT id, id_column, received_at, source FROM label_loads "
+                             "ORDER BY id").fetchall()
+        labels = conn.execute("SELECT load_id, id_value, label, score FROM labels "
+                              "ORDER BY id").fetchall()
+        label_columns = {row[1] for row in conn.execute("PRAGMA table_info(labels)")}
+    assert loads == [(1, "customer_id", "2024-05-02 00:00:00.000000", "jan.csv"),
+                     (2, "plan", "2024-05-03 00:00:00.000000", "plans.csv")]
+    assert labels == [(1, "a", "1", 0.25), (1, "zz", "0", None), (2, "basic", "1", None)]
+    assert {"id_column", "received_at", "source"}.isdisjoint(label_columns)
+
+    # The writer logs the new columns; the labels stored before still count: 'a' is a
+    # duplicate, and 'zz', waiting since jan.csv, matches its prediction now.
+    log = PredictionLog(sqlite_url(db), flush_interval=0.02, id_column="customer_id")
     log.start()
-    log.submit(record(1))
+    log.submit(dataclasses.replace(record(1), columns=["customer_id"],
+                                   inputs={"customer_id": ["zz"]}, scores=[[0.4, 0.6]]))
     assert log.close(timeout=5).written == 1
     with sqlite3.connect(db) as conn:
-        stored = conn.execute("SELECT request_id, id_column, id_value FROM predictions "
+        stored = conn.execute("SELECT request_id, id_column, id_value, score FROM predictions "
                               "ORDER BY id").fetchall()
-    assert stored == [("old-1", None, None), ("req-1", "plan", "basic")]
+    assert stored == [("old-1", None, None, None), ("req-1", "customer_id", "zz", 0.6)]
+    file = db.with_name("more.csv")
+    file.write_text("customer_id,label\na,1\nb,0\n")
+    done = ingest_labels(file, sqlite_url(db), id_column="customer_id")
+    assert (done.new_labels, done.duplicates, done.rematched, done.unmatched) == (1, 1, 1, 1)
+    with sqlite3.connect(db) as conn:
+        zz = conn.execute("SELECT source, score FROM labels JOIN label_loads d ON d.id = "
+                          "load_id WHERE id_value = 'zz'").fetchall()
+    assert zz == [("jan.csv", 0.6)]  # matched now, still credited to the load it came in
 
 
 def test_a_version_5_store_that_lost_its_label_tables_gets_them_back(db: Path) -> None:

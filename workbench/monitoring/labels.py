@@ -319,22 +319,24 @@ def _stored_labels(conn: Connection, id_column: str) -> dict[str, str]:
     import sqlalchemy as sa
 
     from workbench.store.schema import labels_table as t
+    from workbench.store.schema import loads_table as d
 
-    rows = conn.execute(sa.select(t.c.id_value, t.c.label).where(t.c.id_column == id_column)
-                        .distinct())
+    rows = conn.execute(sa.select(t.c.id_value, t.c.label).where(t.c.load_id.in_(
+        sa.select(d.c.id).where(d.c.id_column == id_column))).distinct())
     return dict(rows.all())
 
 
 def _unmatched_labels(conn: Connection, id_column: str) -> Waiting:
-    """id -> (label, received_at, source) of labels stored without a prediction."""
+    """id -> (label, its load, received_at) of labels stored without a prediction."""
     import sqlalchemy as sa
 
     from workbench.store.schema import labels_table as t
+    from workbench.store.schema import loads_table as d
 
-    query = sa.select(t.c.id_value, t.c.label, t.c.received_at, t.c.source).where(
-        t.c.id_column == id_column, t.c.prediction_id.is_(None))
-    return {key: (label, _utc(received), source)
-            for key, label, received, source in conn.execute(query)}
+    query = sa.select(t.c.id_value, t.c.label, t.c.load_id, d.c.received_at).join(
+        d, d.c.id == t.c.load_id).where(d.c.id_column == id_column, t.c.prediction_id.is_(None))
+    return {key: (label, load, _utc(received))
+            for key, label, load, received in conn.execute(query)}
 
 
 # -- the join, inside the database -------------------------------------------------------------
@@ -347,13 +349,13 @@ _HEADS = "wb_label_heads"
 # The end of the column list in the writer's stored inputs ({"columns":[...],"data":[...]}; a
 # quote inside a name is escaped, so the first '],"data":' ends the list).
 _COLUMNS_END = '],"data":'
-_LABEL_COLUMNS = ("id_column, id_value, label, received_at, source, prediction_id, row_index, "
-                  "model_name, predicted_at, prediction, score, late")
+_LABEL_COLUMNS = ("load_id, id_value, label, prediction_id, row_index, model_name, predicted_at, "
+                  "prediction, score, late")
 
 # id -> label JSON of the labels a load stores (first seen in its file, not stored before)
 NewLabels = dict[str, str]
-# (label JSON, received at, source) of a label stored unmatched by an earlier run
-Waiting = dict[str, tuple[str, dt.datetime, str]]
+# (label JSON, its load's id, received at) of a label stored unmatched by an earlier run
+Waiting = dict[str, tuple[str, int, dt.datetime]]
 # a column list (the stored inputs' start) -> the id's position in it (None: not there) and
 # whether records of more than one row have it
 ColumnLists = dict[str, tuple["int | None", bool]]
@@ -382,13 +384,15 @@ class _Counts:
 @dataclass(frozen=True)
 class _Part:
     """One INSERT ... SELECT of the join: its FROM clause (``p``: predictions, ``k``: the
-    keys) and WHERE clause, the SQL of the predicted row's index, and whether it reads
-    one-row records only."""
+    keys) and WHERE clause, the SQL of the predicted row's index, whether it reads one-row
+    records only, and whether those have their score logged in a column (schema version 5:
+    the records a writer logged the id of)."""
 
     joined: str
     where: str
     index: str
     one_row: bool = False
+    score_logged: bool = False
 
 
 class _Join:
@@ -413,18 +417,23 @@ class _Join:
         """
         import sqlalchemy as sa
 
-        from workbench.store.schema import LABELS_TABLE_NAME, WINDOWS_TABLE_NAME
+        from workbench.store.schema import LABELS_TABLE_NAME, WINDOWS_TABLE_NAME, loads_table
 
         if not new and not waiting:
             return _Counts(0, 0, 0, 0, {}, {})
         self._drop(conn)
-        # A new label's time and source are this run's (bound once, not stored per key).
+        # This load's id column, time and file are one row of ``label_loads`` that its labels
+        # name (a waiting label keeps the load it came in). A new key's load and time are this
+        # run's, bound once, not staged per key.
+        load = conn.execute(sa.insert(loads_table).values(
+            id_column=id_column, received_at=received, source=source).returning(
+                loads_table.c.id)).scalar_one()
         conn.exec_driver_sql(
             f"CREATE TEMPORARY TABLE {_KEYS} (id_value TEXT PRIMARY KEY, label TEXT NOT NULL, "
-            f"waiting {self.flag_type} NOT NULL, received_at {self.time_type}, source TEXT)"
+            f"waiting {self.flag_type} NOT NULL, load_id BIGINT, received_at {self.time_type})"
             f"{self.keys_suffix}")
         self.load(conn, new, waiting)
-        params = {"id_column": id_column, "received": self.time(received), "source": source}
+        params = {"id_column": id_column, "received": self.time(received), "load": load}
         # A label is late when a check evaluated its prediction's window before it arrived;
         # with no window evaluated yet (the first load) there is nothing to look up per row.
         evaluated = conn.execute(sa.text(f"SELECT 1 FROM {WINDOWS_TABLE_NAME} LIMIT 1")).first()
@@ -444,12 +453,12 @@ class _Join:
         for part in parts:
             params["part"] = conn.execute(sa.text(
                 f"SELECT COALESCE(MAX(id), 0) FROM {LABELS_TABLE_NAME}")).scalar_one()
-            predicted, scores = self.predicted(part.index)
+            predicted, scores = (self.logged_prediction() if part.score_logged
+                                 else self.predicted(part.index))
             conn.execute(sa.text(
-                f"INSERT INTO {LABELS_TABLE_NAME} ({_LABEL_COLUMNS}) SELECT :id_column, "
-                "k.id_value, k.label, coalesce(k.received_at, :received), coalesce(k.source, "
-                f":source), p.id, {part.index}, p.model_name, p.created_at, {predicted}, "
-                f"{late} FROM {part.joined}{scores} WHERE {part.where}"), params)
+                f"INSERT INTO {LABELS_TABLE_NAME} ({_LABEL_COLUMNS}) SELECT coalesce(k.load_id, "
+                f":load), k.id_value, k.label, p.id, {part.index}, p.model_name, p.created_at, "
+                f"{predicted}, {late} FROM {part.joined}{scores} WHERE {part.where}"), params)
             if not part.one_row:
                 # A row index past the record's outputs has no prediction to judge (a one-row
                 # record always has its one output).
@@ -487,17 +496,18 @@ class _Join:
         if rematched:
             # Stored unmatched by an earlier run, matched now: the joined rows replace them.
             conn.execute(sa.text(
-                f"DELETE FROM {LABELS_TABLE_NAME} WHERE id <= :before AND id_column = "
-                f":id_column AND prediction_id IS NULL AND id_value IN (SELECT id_value FROM "
-                f"{_KEYS} WHERE waiting) AND id_value IN (SELECT id_value FROM "
-                f"{LABELS_TABLE_NAME} WHERE id > :before)"), params)
+                f"DELETE FROM {LABELS_TABLE_NAME} WHERE id <= :before AND prediction_id IS NULL "
+                f"AND load_id IN (SELECT id FROM {loads_table.name} WHERE id_column = "
+                f":id_column) AND id_value IN (SELECT id_value FROM {_KEYS} WHERE waiting) AND "
+                f"id_value IN (SELECT id_value FROM {LABELS_TABLE_NAME} WHERE id > :before)"),
+                params)
         if matched < len(new):
             # New labels that matched nothing are stored all the same, for a later run.
             conn.execute(sa.text(
-                f"INSERT INTO {LABELS_TABLE_NAME} ({_LABEL_COLUMNS}) SELECT :id_column, "
-                "id_value, label, :received, :source, NULL, NULL, NULL, NULL, NULL, NULL, 1 = 0 "
-                f"FROM {_KEYS} WHERE NOT waiting AND id_value NOT IN (SELECT id_value FROM "
-                f"{LABELS_TABLE_NAME} WHERE id > :before)"), params)
+                f"INSERT INTO {LABELS_TABLE_NAME} ({_LABEL_COLUMNS}) SELECT :load, id_value, "
+                f"label, NULL, NULL, NULL, NULL, NULL, NULL, 1 = 0 FROM {_KEYS} WHERE NOT "
+                f"waiting AND id_value NOT IN (SELECT id_value FROM {LABELS_TABLE_NAME} WHERE "
+                "id > :before)"), params)
         self._drop(conn)
         return _Counts(matched, matched_rows, rematched, late_rows, dict(sorted(by_model.items())),
                        dict(sorted(late_by_model.items())))
@@ -527,6 +537,10 @@ class _Join:
         """The ``prediction`` (JSON) and ``score`` columns of row ``index`` of a record ``p``
         (per-class probabilities give the last, positive, class's), and what they need added
         to the FROM clause."""
+        raise NotImplementedError
+
+    def logged_prediction(self) -> tuple[str, str]:
+        """:meth:`predicted` of a one-row record whose score the writer logged in a column."""
         raise NotImplementedError
 
     def by_request(self) -> _Part:
@@ -565,8 +579,7 @@ class _SqliteJoin(_Join):
                 "json_each(?)", (orjson.dumps(new).decode(),))
         if waiting:
             conn.exec_driver_sql(f"INSERT INTO {_KEYS} VALUES (?, ?, 1, ?, ?)", [
-                (key, label, self.time(at), source)
-                for key, (label, at, source) in waiting.items()])
+                (key, label, load, self.time(at)) for key, (label, load, at) in waiting.items()])
 
     def predicted(self, index: str) -> tuple[str, str]:
         at = f"('$[' || {index} || ']')"
@@ -579,6 +592,9 @@ class _SqliteJoin(_Join):
                 "'integer' THEN CAST(s.value AS REAL) END AS score",
                 f" LEFT JOIN json_each(p.scores, {at}) s ON s.key IS NULL OR s.key = "
                 f"json_array_length(p.scores, {at}) - 1")
+
+    def logged_prediction(self) -> tuple[str, str]:
+        return "p.outputs -> '$[0]' AS prediction, p.score", ""
 
     def by_request(self) -> _Part:
         from workbench.store.schema import TABLE_NAME
@@ -600,7 +616,7 @@ class _SqliteJoin(_Join):
             # read from their inputs below.
             parts.append(_Part(f"{TABLE_NAME} p CROSS JOIN {_KEYS} k", "p.id_column = "
                                ":id_column AND p.n_rows = 1 AND k.id_value = p.id_value", "0",
-                               one_row=True))
+                               one_row=True, score_logged=True))
             one_row += " AND p.id_column IS NOT :id_column"
         lists = shape.lists
         # The value (e) as the text labels are keyed by (see ``key_text``): a whole float is
@@ -710,12 +726,12 @@ class _PostgresJoin(_Join):
         import sqlalchemy as sa
 
         keys = sa.table(_KEYS, *(sa.column(name) for name in (
-            "id_value", "label", "waiting", "received_at", "source")))
+            "id_value", "label", "waiting", "load_id", "received_at")))
         rows: list[dict[str, Any]] = [
-            {"id_value": key, "label": label, "waiting": False, "received_at": None,
-             "source": None} for key, label in new.items()]
-        rows += [{"id_value": key, "label": label, "waiting": True, "received_at": at,
-                  "source": source} for key, (label, at, source) in waiting.items()]
+            {"id_value": key, "label": label, "waiting": False, "load_id": None,
+             "received_at": None} for key, label in new.items()]
+        rows += [{"id_value": key, "label": label, "waiting": True, "load_id": load,
+                  "received_at": at} for key, (label, load, at) in waiting.items()]
         for start in range(0, len(rows), _INSERT_CHUNK):
             conn.execute(sa.insert(keys), rows[start:start + _INSERT_CHUNK])
 
@@ -724,6 +740,9 @@ class _PostgresJoin(_Join):
         return (f"(p.outputs::jsonb -> {index})::text AS prediction, CASE jsonb_typeof({score}) "
                 f"WHEN 'array' THEN ({score} ->> -1)::float8 WHEN 'number' THEN ({score} #>> "
                 "'{}')::float8 END AS score", "")
+
+    def logged_prediction(self) -> tuple[str, str]:
+        return "(p.outputs::jsonb -> 0)::text AS prediction, p.score", ""
 
     def by_request(self) -> _Part:
         from workbench.store.schema import TABLE_NAME
@@ -744,7 +763,7 @@ class _PostgresJoin(_Join):
         # every other record is unnested.
         logged = "p.id_column = :id_column AND p.n_rows = 1"
         return [_Part(f"{TABLE_NAME} p JOIN {_KEYS} k ON k.id_value = p.id_value", logged, "0",
-                      one_row=True), _Part(
+                      one_row=True, score_logged=True), _Part(
             f"{TABLE_NAME} p CROSS JOIN LATERAL (SELECT p.inputs::jsonb AS j) i CROSS JOIN "
             "LATERAL (SELECT (n.n - 1)::int AS position FROM jsonb_array_elements_text(i.j -> "
             "'columns') WITH ORDINALITY n(name, n) WHERE n.name = :id_column LIMIT 1) c CROSS "

@@ -25,6 +25,7 @@ import collections
 import datetime as dt
 import decimal
 import logging
+import math
 import os
 import threading
 import time
@@ -505,9 +506,10 @@ def _encode_batch(records: Iterable[PredictionRecord], id_column: str | None = N
 
 
 def _encode(record: PredictionRecord, id_column: str | None = None) -> dict[str, Any]:
-    """One table row; NaN becomes null (orjson's rule), inputs are stored row-major; a
-    one-row record with ``id_column`` among its inputs has that column's name and its id (as
-    labels are keyed, see ``keys.key_text``) in ``id_column`` and ``id_value``.
+    """One table row; NaN becomes null (orjson's rule), inputs are stored row-major. A
+    one-row record has its score in ``score`` (see :func:`_row_score`), and, when it has
+    ``id_column`` among its inputs, that column's name and its id (as labels are keyed, see
+    ``keys.key_text``) in ``id_column`` and ``id_value``: the label join reads them there.
 
     Raises:
         TypeError: a value is not JSON-able, or created_at is not a datetime.
@@ -522,13 +524,14 @@ def _encode(record: PredictionRecord, id_column: str | None = None) -> dict[str,
     scores = None if record.scores is None else _as_list(record.scores)
     # Only a one-row record's id fits one column (the server logs a request a record); the
     # label join reads the rows of the others from their inputs.
+    n_rows = max(len(data), len(outputs))
     at = columns.index(id_column) if (id_column is not None and len(data) == 1
                                       and id_column in columns) else None
     return {
         "request_id": str(record.request_id)[:REQUEST_ID_LEN],
         "created_at": utc(record.created_at),
         "model_name": str(record.model_name)[:MODEL_NAME_LEN],
-        "n_rows": max(len(data), len(outputs)),
+        "n_rows": n_rows,
         "inputs": orjson.dumps({"columns": columns, "data": data}, option=_JSON_OPTIONS,
                                default=_json_default).decode(),
         "outputs": orjson.dumps(outputs, option=_JSON_OPTIONS, default=_json_default).decode(),
@@ -538,7 +541,22 @@ def _encode(record: PredictionRecord, id_column: str | None = None) -> dict[str,
             scores, option=_JSON_OPTIONS, default=_json_default).decode(),
         "id_column": None if at is None else id_column,
         "id_value": None if at is None else key_text(data[0][at]),
+        "score": _row_score(scores[0]) if scores and n_rows == 1 else None,
     }
+
+
+def _row_score(value: Any) -> float | None:
+    """A row's score as the label join stores it: a number as it is; per-class
+    probabilities as the last (positive) class's; anything else (or NaN) none. The same rule
+    as the join's SQL over ``scores`` for the records logged without this column."""
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        value = value.tolist()
+    if isinstance(value, list):
+        value = value[-1] if value else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
+            value):
+        return None  # JSON has no infinity either: orjson writes null
+    return float(value)
 
 
 def _as_list(values: Any) -> list[Any]:
