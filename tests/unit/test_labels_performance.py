@@ -201,6 +201,20 @@ def test_an_unmatched_label_is_matched_when_its_prediction_is_logged(
     assert rows == [(0, str(path))]  # matched now, still credited to the file it came in
 
 
+def test_a_load_of_nothing_new_matches_waiting_labels_and_records_no_load(
+        store: str, tmp_path: Path, logged_id: str | None) -> None:
+    path = _labels(tmp_path, "early.csv", {"customer_id": ["late-comer"], "label": [1]})
+    ingest_labels(path, store, id_column="customer_id", received_at=at(3))
+    _log(store, [_record("r9", at(3, 5), ["late-comer"], [1], [0.95])], logged_id)
+    again = ingest_labels(path, store, id_column="customer_id", received_at=at(3, 6))
+    assert (again.new_labels, again.duplicates, again.rematched) == (0, 1, 1)
+    with sqlite3.connect(store.removeprefix("sqlite:///")) as conn:
+        loads = conn.execute("SELECT source FROM label_loads").fetchall()
+        rows = conn.execute("SELECT load_id, score FROM labels WHERE id_value = 'late-comer'"
+                            ).fetchall()
+    assert loads == [(str(path),)] and rows == [(1, 0.95)]
+
+
 def test_labels_join_on_the_request_id(store: str, tmp_path: Path) -> None:
     path = _labels(tmp_path, "by_request.csv", {"request_id": ["r2", "nope"], "label": [1, 0]})
     done = ingest_labels(path, store, id_column="request_id", received_at=at(3))

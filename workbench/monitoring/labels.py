@@ -422,12 +422,12 @@ class _Join:
         if not new and not waiting:
             return _Counts(0, 0, 0, 0, {}, {})
         self._drop(conn)
-        # This load's id column, time and file are one row of ``label_loads`` that its labels
-        # name (a waiting label keeps the load it came in). A new key's load and time are this
-        # run's, bound once, not staged per key.
+        # This load's id column, time and file are one row of ``label_loads`` that its new
+        # labels name (a waiting label keeps the load it came in: with no new label, no row).
+        # A new key's load and time are this run's, bound once, not staged per key.
         load = conn.execute(sa.insert(loads_table).values(
             id_column=id_column, received_at=received, source=source).returning(
-                loads_table.c.id)).scalar_one()
+                loads_table.c.id)).scalar_one() if new else None
         conn.exec_driver_sql(
             f"CREATE TEMPORARY TABLE {_KEYS} (id_value TEXT PRIMARY KEY, label TEXT NOT NULL, "
             f"waiting {self.flag_type} NOT NULL, load_id BIGINT, received_at {self.time_type})"
