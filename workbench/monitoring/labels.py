@@ -19,10 +19,12 @@ Nothing is dropped without a count:
 - *missing*: a row without an id or without a label; it cannot be stored.
 
 The join runs inside the database, one path per dialect (SQLite's JSON functions, Postgres'
-``jsonb``): the labels are staged in a temporary table keyed by id, and one ``INSERT ... SELECT``
-reads each logged record's id out of its stored inputs, looks it up there and stores the joined
-rows; the counts are read off the rows it added. No logged record is read into Python, and
-memory follows the labels, not the store. The role needs the right to create temporary tables.
+``jsonb``): the labels are staged in a temporary table keyed by id, and ``INSERT ... SELECT``
+statements read each logged record's id (from the column the writer logged it in, schema
+version 5, or else out of its stored inputs), look it up there and store the joined rows, each
+naming its load (a row of ``label_loads``); the counts are read off the rows they added. No
+logged record is read into Python, and memory follows the labels, not the store. The role needs
+the right to create temporary tables.
 """
 from __future__ import annotations
 
@@ -362,7 +364,7 @@ ColumnLists = dict[str, tuple["int | None", bool]]
 
 
 @dataclass(frozen=True)
-class _Logged:
+class _StoreShape:
     """What the join needs to know of an SQLite store: whether any record has the id logged
     beside it (``id_column``, schema version 5), and the column lists of those that do not,
     whose id is read from their inputs."""
@@ -652,7 +654,7 @@ class _SqliteJoin(_Join):
     #: The SQL of a record's column list (its stored inputs up to the end of the list).
     HEAD = f"substr(p.inputs, 1, instr(p.inputs, '{_COLUMNS_END}'))"
 
-    _shape: Future[_Logged | None] | None = None
+    _shape: Future[_StoreShape | None] | None = None
 
     def look_ahead(self, conn: Connection, id_column: str) -> None:
         # A file's store only: another connection to an in-memory database is another database.
@@ -664,7 +666,7 @@ class _SqliteJoin(_Join):
 
         engine = conn.engine
 
-        def scan() -> _Logged | None:
+        def scan() -> _StoreShape | None:
             try:
                 with engine.connect() as reader:
                     return self._read_shape(reader, id_column)
@@ -679,7 +681,7 @@ class _SqliteJoin(_Join):
         if self._shape is not None:
             self._shape.result()
 
-    def _read_shape(self, conn: Connection, id_column: str) -> _Logged:
+    def _read_shape(self, conn: Connection, id_column: str) -> _StoreShape:
         """Whether any record has its id logged, and each distinct column list of the others
         (a few: one per model's signature): the id's position in it (None: not there) and
         whether records of more than one row have it. One pass over the store; a record with
@@ -700,7 +702,7 @@ class _SqliteJoin(_Join):
                 names = []  # not the writer's form: nothing to join
             position = names.index(id_column) if id_column in names else None
             lists[text] = (position, bool(multi) or lists.get(text, (None, False))[1])
-        return _Logged(any_logged, lists)
+        return _StoreShape(any_logged, lists)
 
     @staticmethod
     def _stage_heads(conn: Connection, lists: ColumnLists) -> None:
