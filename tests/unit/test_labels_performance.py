@@ -59,6 +59,13 @@ def test_metrics_from_labels_predictions_and_scores() -> None:
     assert compute_metric("recall", truth, predicted)[0] == 0.5
     value, _ = compute_metric("roc_auc", truth, predicted, [0.9, 0.2, 0.4, 0.3])
     assert value == 1.0
+    # roc_auc ranks by the scores alone: without the predictions, the same value (text
+    # labels too); every other metric needs them.
+    assert compute_metric("roc_auc", truth, None, [0.9, 0.2, 0.4, 0.3]) == (1.0, None)
+    assert compute_metric("roc_auc", ["1", "0", "1", "0"], None, [0.9, 0.2, 0.1, 0.3]) == (
+        0.5, None)
+    with pytest.raises(TypeError, match="accuracy needs the predictions"):
+        compute_metric("accuracy", truth, None)
     # Text labels from a CSV against numbers the model logged: the same classes.
     assert compute_metric("accuracy", ["1", "0"], [1, 0]) == (1.0, None)
     # One class only: roc_auc is undefined, said in the note.
@@ -403,3 +410,19 @@ def test_a_logged_score_is_the_score_the_join_reads_from_the_json(tmp_path: Path
     assert from_column == from_json
     assert [score for _id, score in from_json] == [0.7, 1.0, 0.8, 0.7, None, None, None, None,
                                                    None, None, None, None]
+
+
+def test_roc_auc_of_a_model_that_logged_its_probability_as_the_prediction(
+        tmp_path: Path) -> None:
+    # No scores logged: the window's predictions are fetched after all, and ranked by.
+    url = sqlite_url(tmp_path / "p.db")
+    _log(url, [PredictionRecord(f"r{n}", at(1), MODEL, ["customer_id"], {"customer_id": [key]},
+                                [probability], 1.0)
+               for n, (key, probability) in enumerate(
+                   [("a", 0.9), ("b", 0.2), ("c", 0.35), ("d", 0.4)])], "customer_id")
+    path = _labels(tmp_path, "l.csv", {"customer_id": ["a", "b", "c", "d"], "label": [1, 0, 1, 0]})
+    ingest_labels(path, url, id_column="customer_id", received_at=at(2))
+    report = evaluate_performance(MODEL, _settings(tmp_path, url), since="2024-01-01",
+                                  until="2024-01-31", registry=_Registry(MODEL),  # type: ignore[arg-type]
+                                  log=False)
+    assert report.windows[0].value == pytest.approx(0.75)  # a > b, d; c > b only

@@ -247,13 +247,14 @@ def _step(start: dt.datetime, window: str) -> int:
 
 
 # -- metrics -----------------------------------------------------------------------------------
-def compute_metric(metric: str, y_true: Sequence[Any], y_pred: Sequence[Any],
+def compute_metric(metric: str, y_true: Sequence[Any], y_pred: Sequence[Any] | None,
                    y_score: Sequence[float | None] | None = None) -> tuple[float | None, str | None]:
     """``metric`` on one window's labelled rows: (value, note why there is none).
 
     Args:
         y_true: the labels (a list, or a numpy array: numbers stay vectorised).
-        y_pred: the logged predictions.
+        y_pred: the logged predictions; None for ``roc_auc`` when every row has its
+            probability (the ranking needs nothing else).
         y_score: the logged probabilities (None or NaN where none was logged).
 
     Raises:
@@ -267,6 +268,8 @@ def compute_metric(metric: str, y_true: Sequence[Any], y_pred: Sequence[Any],
                               f"{', '.join(METRICS)} (--metric, or the primary_metric setting)")
     if not len(y_true):
         return None, "no labelled rows"
+    if y_pred is None and metric != "roc_auc":
+        raise TypeError(f"{metric} needs the predictions")
     from sklearn import metrics as m
 
     if metric in REGRESSION_METRICS:
@@ -284,7 +287,7 @@ def compute_metric(metric: str, y_true: Sequence[Any], y_pred: Sequence[Any],
             return float(m.mean_absolute_error(truth, predicted)), None
         mse = float(m.mean_squared_error(truth, predicted))
         return (math.sqrt(mse) if metric == "rmse" else mse), None
-    truth_a, predicted_a = _comparable(y_true, y_pred)
+    truth_a, predicted_a = _comparable(y_true, [] if y_pred is None else y_pred)
     present = _classes(truth_a)
     if metric in PROBABILITY_METRICS:
         scores = _scores(metric, y_score, predicted_a)
@@ -488,7 +491,7 @@ def _windows(conn: Connection, name: str, metric: str,
     inspector = sa.inspect(conn)
     if not inspector.has_table(schema.TABLE_NAME):
         raise NoCurrentData(f"no predictions logged in {shown}")
-    p, t = schema.predictions_table, schema.labels_table
+    p = schema.predictions_table
     # Window by window, each a range of the (model, time) indexes: the store counts the rows
     # and hands over only the labelled rows of that window, no time is parsed in Python.
     logged = [conn.execute(sa.select(sa.func.count(), sa.func.sum(p.c.n_rows)).where(
@@ -507,15 +510,18 @@ def _windows(conn: Connection, name: str, metric: str,
         # by the database (the stored values are JSON already; a missing score is null), in
         # one row: handing over a third of a million rows one by one cost more than the
         # metric itself.
-        labelled, late_count, truths, predictions, scores = conn.execute(sa.select(
-            sa.func.count(), sa.func.sum(sa.case((t.c.late, 1), else_=0)),
-            _json_array(conn, t.c.label), _json_array(conn, t.c.prediction),
-            _json_array(conn, sa.func.coalesce(sa.cast(t.c.score, sa.Text), "null"))).where(
-                t.c.model_name == name, t.c.prediction_id.is_not(None),
-                t.c.predicted_at >= utc(w_start), t.c.predicted_at < utc(w_end))).one()
+        # roc_auc ranks by the probabilities alone: the predictions are fetched only when a
+        # row lacks one (then all arrays again, in one statement, so their rows stay aligned).
+        ranked = metric == "roc_auc"
+        window = (conn, name, utc(w_start), utc(w_end))
+        labelled, late_count, scored, truths, scores, *predictions = _labelled(
+            *window, with_predictions=not ranked)
+        if ranked and scored < labelled:
+            labelled, late_count, scored, truths, scores, *predictions = _labelled(
+                *window, with_predictions=True)
         if labelled:
             truth: Any = _decode(truths)
-            predicted: Any = _decode(predictions)
+            predicted: Any = _decode(predictions[0]) if predictions else None
             score: Any = _decode_scores(scores)
             value, note = compute_metric(metric, truth, predicted, score)
         else:
@@ -523,6 +529,24 @@ def _windows(conn: Connection, name: str, metric: str,
         out.append(PerformanceWindow(label, w_start, w_end, step, int(rows or 0),
                                      int(labelled), int(late_count or 0), value, note))
     return out
+
+
+def _labelled(conn: Connection, name: str, start: dt.datetime | None, end: dt.datetime | None,
+              *, with_predictions: bool) -> Any:
+    """One window's labelled rows of model ``name``: (rows, late rows, rows with a score, the
+    labels, the scores, and with ``with_predictions`` the predictions), each array as the JSON
+    text the database builds."""
+    import sqlalchemy as sa
+
+    from workbench.store.schema import labels_table as t
+
+    return conn.execute(sa.select(
+        sa.func.count(), sa.func.sum(sa.case((t.c.late, 1), else_=0)), sa.func.count(t.c.score),
+        _json_array(conn, t.c.label),
+        _json_array(conn, sa.func.coalesce(sa.cast(t.c.score, sa.Text), "null")),
+        *([_json_array(conn, t.c.prediction)] if with_predictions else [])).where(
+            t.c.model_name == name, t.c.prediction_id.is_not(None), t.c.predicted_at >= start,
+            t.c.predicted_at < end)).one()
 
 
 def _json_array(conn: Connection, column: Any) -> Any:
