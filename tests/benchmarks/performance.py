@@ -284,8 +284,9 @@ def main() -> None:
     cpu_join = statistics.median(CPU["ingest_labels"])
     cpu_perf = statistics.median(CPU["evaluate_performance"])
     total = med_join + med_perf
+    logged = not args.unlogged_id and args.rows_per_record == 1  # the writer logs one-row ids
     print(f"\n{args.rows:,} logged rows, {args.rows_per_record} per record, the id "
-          f"{'read from the inputs' if args.unlogged_id else 'logged beside each record'}, "
+          f"{'logged beside each record' if logged else 'read from the inputs'}, "
           f"{len(report.windows)} monthly windows, {args.repeat} rounds; load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end\n")
     print("| step | median s (wall) | best s (wall) | median s (CPU) |")

@@ -326,17 +326,27 @@ def test_a_version_4_store_gets_the_logged_columns_and_its_labels_their_loads(
     log.submit(PredictionRecord("r9", dt.datetime(2024, 5, 4, tzinfo=dt.timezone.utc), "m",
                                 ["customer_id"], {"customer_id": ["zz"]}, [1], 1.0,
                                 scores=[[0.4, 0.6]]))
-    assert log.close(timeout=10).written == 1
+    # A batch record: its ids stay in its inputs, each row's prediction and score read by row.
+    log.submit(PredictionRecord("batch", dt.datetime(2024, 5, 4, tzinfo=dt.timezone.utc), "m",
+                                ["customer_id"], {"customer_id": ["p1", "p2", "p3"]},
+                                ["no", "yes", "yes"], 1.0, scores=[0.1, [0.3, 0.7], None]))
+    assert log.close(timeout=10).written == 2
     more = tmp_path / "more.csv"
-    pd.DataFrame({"customer_id": ["a", "b"], "label": [1, 0]}).to_csv(more, index=False)
+    pd.DataFrame({"customer_id": ["a", "b", "p1", "p2", "p3"],
+                  "label": [1, 0, 0, 1, 0]}).to_csv(more, index=False)
     again = ingest_labels(more, owner_url, id_column="customer_id")
-    assert (again.new_labels, again.duplicates, again.rematched, again.unmatched) == (1, 1, 1, 1)
+    assert (again.new_labels, again.duplicates, again.rematched, again.unmatched) == (4, 1, 1, 1)
     engine = sa.create_engine(owner_url)
     try:
         with engine.connect() as conn:
             zz = conn.execute(sa.text(
                 "SELECT d.source, l.score FROM labels l JOIN label_loads d ON d.id = l.load_id "
                 "WHERE l.id_value = 'zz'")).all()
+            batch = conn.execute(sa.text(
+                "SELECT id_value, row_index, prediction, score FROM labels WHERE id_value LIKE "
+                "'p%' ORDER BY id_value")).all()
     finally:
         engine.dispose()
     assert [tuple(row) for row in zz] == [("jan.csv", 0.6)]
+    assert [tuple(row) for row in batch] == [("p1", 0, '"no"', 0.1), ("p2", 1, '"yes"', 0.7),
+                                             ("p3", 2, '"yes"', None)]

@@ -392,22 +392,26 @@ def test_a_store_of_logged_and_unlogged_ids_joins_every_record(tmp_path: Path) -
 def test_a_logged_score_is_the_score_the_join_reads_from_the_json(tmp_path: Path) -> None:
     # The writer's score column and the join's SQL over the scores JSON follow one rule: the
     # same records, logged with and without the id beside them, store the same scores.
+    # A batch record of all of them (its scores read by row from a staged table) too.
     shapes: list[Any] = [0.7, 1, [0.2, 0.8], [0.1, 0.2, 0.7], [], None, float("nan"),
                          float("inf"), True, "high", [[0.1, 0.9]], [0.3, None]]
+    ids = [f"c{n}" for n in range(len(shapes))]
     stored = []
-    for logged_id in (None, "customer_id"):
+    for logged_id in (None, "customer_id", "batch"):
         url = sqlite_url(tmp_path / f"{logged_id}.db")
         _log(url, [PredictionRecord(f"r{n}", at(1), MODEL, ["customer_id"],
                                     {"customer_id": [f"c{n}"]}, [1], 1.0, scores=[shape])
-                   for n, shape in enumerate(shapes)], logged_id)
+                   for n, shape in enumerate(shapes)] if logged_id != "batch" else [
+            PredictionRecord("b", at(1), MODEL, ["customer_id"], {"customer_id": ids},
+                             [1] * len(ids), 1.0, scores=shapes)], logged_id)
         path = _labels(tmp_path, "l.csv", {"customer_id": [f"c{n}" for n in range(len(shapes))],
                                            "label": [1] * len(shapes)})
         assert ingest_labels(path, url, id_column="customer_id").matched == len(shapes)
         with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
             stored.append(conn.execute("SELECT id_value, score FROM labels ORDER BY "
-                                       "prediction_id").fetchall())
-    from_json, from_column = stored
-    assert from_column == from_json
+                                       "prediction_id, row_index").fetchall())
+    from_json, from_column, from_batch = stored
+    assert from_column == from_json == from_batch
     assert [score for _id, score in from_json] == [0.7, 1.0, 0.8, 0.7, None, None, None, None,
                                                    None, None, None, None]
 

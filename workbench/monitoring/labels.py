@@ -348,6 +348,7 @@ def _unmatched_labels(conn: Connection, id_column: str) -> Waiting:
 # million records a Python loop over them cost three times the 5 s the whole check may take.
 _KEYS = "wb_label_keys"
 _HEADS = "wb_label_heads"
+_SCORES = "wb_label_scores"
 # The end of the column list in the writer's stored inputs ({"columns":[...],"data":[...]}; a
 # quote inside a name is escaped, so the first '],"data":' ends the list).
 _COLUMNS_END = '],"data":'
@@ -387,14 +388,13 @@ class _Counts:
 class _Part:
     """One INSERT ... SELECT of the join: its FROM clause (``p``: predictions, ``k``: the
     keys) and WHERE clause, the SQL of the predicted row's index, whether it reads one-row
-    records only, and whether those have their score logged in a column (schema version 5:
-    the records a writer logged the id of)."""
+    records only, and where the row's score is read (see :meth:`_Join.predicted`)."""
 
     joined: str
     where: str
     index: str
     one_row: bool = False
-    score_logged: bool = False
+    score: str = "json"
 
 
 class _Join:
@@ -455,8 +455,7 @@ class _Join:
         for part in parts:
             params["part"] = conn.execute(sa.text(
                 f"SELECT COALESCE(MAX(id), 0) FROM {LABELS_TABLE_NAME}")).scalar_one()
-            predicted, scores = (self.logged_prediction() if part.score_logged
-                                 else self.predicted(part.index))
+            predicted, scores = self.predicted(part.index, part.score)
             conn.execute(sa.text(
                 f"INSERT INTO {LABELS_TABLE_NAME} ({_LABEL_COLUMNS}) SELECT coalesce(k.load_id, "
                 f":load), k.id_value, k.label, p.id, {part.index}, p.model_name, p.created_at, "
@@ -522,7 +521,7 @@ class _Join:
 
     @staticmethod
     def _drop(conn: Connection) -> None:
-        for table in (_KEYS, _HEADS):
+        for table in (_KEYS, _HEADS, _SCORES):
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
 
     def time(self, moment: dt.datetime) -> Any:
@@ -535,14 +534,13 @@ class _Join:
     def load(self, conn: Connection, new: NewLabels, waiting: Waiting) -> None:
         raise NotImplementedError
 
-    def predicted(self, index: str) -> tuple[str, str]:
+    def predicted(self, index: str, score: str) -> tuple[str, str]:
         """The ``prediction`` (JSON) and ``score`` columns of row ``index`` of a record ``p``
         (per-class probabilities give the last, positive, class's), and what they need added
-        to the FROM clause."""
-        raise NotImplementedError
-
-    def logged_prediction(self) -> tuple[str, str]:
-        """:meth:`predicted` of a one-row record whose score the writer logged in a column."""
+        to the FROM clause. ``score`` says where the score is: ``json`` (the record's
+        ``scores``), ``column`` (``p.score``, which the writer logs for a one-row record,
+        schema version 5) or ``staged`` (SQLite: a temporary table of the records' scores by
+        row, see :meth:`_SqliteJoin.by_input`)."""
         raise NotImplementedError
 
     def by_request(self) -> _Part:
@@ -583,8 +581,13 @@ class _SqliteJoin(_Join):
             conn.exec_driver_sql(f"INSERT INTO {_KEYS} VALUES (?, ?, 1, ?, ?)", [
                 (key, label, load, self.time(at)) for key, (label, load, at) in waiting.items()])
 
-    def predicted(self, index: str) -> tuple[str, str]:
+    def predicted(self, index: str, score: str) -> tuple[str, str]:
         at = f"('$[' || {index} || ']')"
+        if score == "column":
+            return f"p.outputs -> {at} AS prediction, p.score", ""
+        if score == "staged":
+            return (f"p.outputs -> {at} AS prediction, sc.score", f" LEFT JOIN {_SCORES} sc ON "
+                    f"sc.prediction_id = p.id AND sc.row_index = {index}")
         # The row's score (s) parsed once, its type with it: asking json_type and then ->>
         # parsed every record's scores twice (a second and a half of the join at a million).
         # A number comes back as one row without a key; per-class probabilities as a row per
@@ -595,8 +598,6 @@ class _SqliteJoin(_Join):
                 f" LEFT JOIN json_each(p.scores, {at}) s ON s.key IS NULL OR s.key = "
                 f"json_array_length(p.scores, {at}) - 1")
 
-    def logged_prediction(self) -> tuple[str, str]:
-        return "p.outputs -> '$[0]' AS prediction, p.score", ""
 
     def by_request(self) -> _Part:
         from workbench.store.schema import TABLE_NAME
@@ -618,7 +619,7 @@ class _SqliteJoin(_Join):
             # read from their inputs below.
             parts.append(_Part(f"{TABLE_NAME} p CROSS JOIN {_KEYS} k", "p.id_column = "
                                ":id_column AND p.n_rows = 1 AND k.id_value = p.id_value", "0",
-                               one_row=True, score_logged=True))
+                               one_row=True, score="column"))
             one_row += " AND p.id_column IS NOT :id_column"
         lists = shape.lists
         # The value (e) as the text labels are keyed by (see ``key_text``): a whole float is
@@ -645,11 +646,31 @@ class _SqliteJoin(_Join):
                            f"|| {position} || ']') e CROSS JOIN {_KEYS} k",
                            f"{one_row} AND {where} AND {key}", "0", one_row=True))
         if any(multi for _position, multi in lists.values()):
+            self._stage_scores(conn)
             parts.append(_Part(
                 f"{TABLE_NAME} p{heads} CROSS JOIN json_each(p.inputs, '$.data') r CROSS JOIN "
                 f"json_each(r.value, '$[' || {position} || ']') e CROSS JOIN {_KEYS} k",
-                f"p.n_rows > 1 AND {where} AND {key}", "r.key"))
+                f"p.n_rows > 1 AND {where} AND {key}", "r.key", score="staged"))
         return parts
+
+    @staticmethod
+    def _stage_scores(conn: Connection) -> None:
+        """The scores of the records of more than one row, by (record, row), for the join to
+        look up. Read by position from the record's JSON, each row's score would cost a parse
+        cache check over the whole array (SQLite compares the text) and a walk to its place:
+        at a thousand rows a record, 20 s for a million rows against half a second this way."""
+        from workbench.store.schema import TABLE_NAME
+
+        last = "'$[#-1]'"  # per-class probabilities: the last (positive) class's
+        conn.exec_driver_sql(
+            f"CREATE TEMPORARY TABLE {_SCORES} (prediction_id INTEGER, row_index INTEGER, "
+            "score REAL, PRIMARY KEY (prediction_id, row_index)) WITHOUT ROWID")
+        conn.exec_driver_sql(
+            f"INSERT INTO {_SCORES} SELECT p.id, s.key, CASE s.type WHEN 'real' THEN s.value "
+            "WHEN 'integer' THEN CAST(s.value AS REAL) WHEN 'array' THEN CASE json_type("
+            f"s.value, {last}) WHEN 'real' THEN json_extract(s.value, {last}) WHEN 'integer' "
+            f"THEN CAST(json_extract(s.value, {last}) AS REAL) END END FROM {TABLE_NAME} p "
+            "CROSS JOIN json_each(p.scores) s WHERE p.n_rows > 1 AND p.scores IS NOT NULL")
 
     #: The SQL of a record's column list (its stored inputs up to the end of the list).
     HEAD = f"substr(p.inputs, 1, instr(p.inputs, '{_COLUMNS_END}'))"
@@ -737,21 +758,27 @@ class _PostgresJoin(_Join):
         for start in range(0, len(rows), _INSERT_CHUNK):
             conn.execute(sa.insert(keys), rows[start:start + _INSERT_CHUNK])
 
-    def predicted(self, index: str) -> tuple[str, str]:
-        score = f"(p.scores::jsonb -> {index})"
-        return (f"(p.outputs::jsonb -> {index})::text AS prediction, CASE jsonb_typeof({score}) "
-                f"WHEN 'array' THEN ({score} ->> -1)::float8 WHEN 'number' THEN ({score} #>> "
+    def predicted(self, index: str, score: str) -> tuple[str, str]:
+        if score == "column":
+            return f"(p.outputs::jsonb -> {index})::text AS prediction, p.score", ""
+        # ``i``: the record's outputs and scores cast to jsonb once (see ``_CAST``).
+        element = f"(i.scores -> {index})"
+        return (f"(i.outputs -> {index})::text AS prediction, CASE jsonb_typeof({element}) "
+                f"WHEN 'array' THEN ({element} ->> -1)::float8 WHEN 'number' THEN ({element} #>> "
                 "'{}')::float8 END AS score", "")
 
-    def logged_prediction(self) -> tuple[str, str]:
-        return "(p.outputs::jsonb -> 0)::text AS prediction, p.score", ""
+    #: A record's JSON cast to jsonb once per record, not once per row read from it (OFFSET 0
+    #: keeps the planner from inlining the casts into every use): at a thousand rows a record,
+    #: casting its arrays again for each row cost 14 s for 40,000 rows.
+    _CAST = ("CROSS JOIN LATERAL (SELECT p.inputs::jsonb AS inputs, p.outputs::jsonb AS outputs, "
+             "p.scores::jsonb AS scores OFFSET 0) i")
 
     def by_request(self) -> _Part:
         from workbench.store.schema import TABLE_NAME
 
-        return _Part(f"{TABLE_NAME} p JOIN {_KEYS} k ON k.id_value = p.request_id CROSS JOIN "
-                     "LATERAL jsonb_array_elements(p.outputs::jsonb) WITH ORDINALITY o(value, n)",
-                     "TRUE", "(o.n - 1)::int")
+        return _Part(f"{TABLE_NAME} p JOIN {_KEYS} k ON k.id_value = p.request_id {self._CAST} "
+                     "CROSS JOIN LATERAL jsonb_array_elements(i.outputs) WITH ORDINALITY "
+                     "o(value, n)", "TRUE", "(o.n - 1)::int")
 
     def by_input(self, conn: Connection, id_column: str) -> list[_Part]:
         from workbench.store.schema import TABLE_NAME
@@ -765,12 +792,12 @@ class _PostgresJoin(_Join):
         # every other record is unnested.
         logged = "p.id_column = :id_column AND p.n_rows = 1"
         return [_Part(f"{TABLE_NAME} p JOIN {_KEYS} k ON k.id_value = p.id_value", logged, "0",
-                      one_row=True, score_logged=True), _Part(
-            f"{TABLE_NAME} p CROSS JOIN LATERAL (SELECT p.inputs::jsonb AS j) i CROSS JOIN "
-            "LATERAL (SELECT (n.n - 1)::int AS position FROM jsonb_array_elements_text(i.j -> "
-            "'columns') WITH ORDINALITY n(name, n) WHERE n.name = :id_column LIMIT 1) c CROSS "
-            "JOIN LATERAL jsonb_array_elements(i.j -> 'data') WITH ORDINALITY r(value, n) JOIN "
-            f"{_KEYS} k ON k.id_value = {key}", f"({logged}) IS NOT TRUE", "(r.n - 1)::int")]
+                      one_row=True, score="column"), _Part(
+            f"{TABLE_NAME} p {self._CAST} CROSS JOIN LATERAL (SELECT (n.n - 1)::int AS position "
+            "FROM jsonb_array_elements_text(i.inputs -> 'columns') WITH ORDINALITY n(name, n) "
+            "WHERE n.name = :id_column LIMIT 1) c CROSS JOIN LATERAL jsonb_array_elements("
+            f"i.inputs -> 'data') WITH ORDINALITY r(value, n) JOIN {_KEYS} k ON k.id_value = "
+            f"{key}", f"({logged}) IS NOT TRUE", "(r.n - 1)::int")]
 
 
 def _dialect_join(conn: Connection) -> _Join:
