@@ -114,9 +114,9 @@ class Settings(BaseSettings):
         prediction_store: SQLAlchemy URL where served predictions are logged (default:
             SQLite under ``home``).
         label_id_column: the input column that identifies a prediction for the labels that
-            arrive later (``customer_id``): the server and ``predict --log`` store its value
-            beside each one-row record, which ``monitor labels`` (whose default
-            ``--id-column`` it is) joins on without parsing the logged inputs; empty: none.
+            arrive later (``customer_id``): the server and ``predict --log`` log its values
+            beside each record, which ``monitor labels`` (whose default ``--id-column`` it is)
+            joins on without parsing the logged inputs; empty: none.
         base_image: the image the workbench and serving images are built FROM; it must
             have Python 3.11 (the host's wheels are installed in it).
         docker_network: network job and lab containers join (a compose platform's);

@@ -5,11 +5,11 @@ Run by hand: ``python tests/benchmarks/performance.py [--rows N] [--rows-per-rec
 
 Builds an SQLite prediction store holding N logged predicted rows (default 1,000,000) of one
 model over three months, R rows per record (default 1: the server's shape, one request one
-row), each with a ``customer_id`` and nine demo-like features among its inputs and a logged
-probability, and the ``customer_id`` logged beside each one-row record as a server with
-``WORKBENCH_LABEL_ID_COLUMN=customer_id`` logs it (``--unlogged-id``: as a server without that
-setting logs it, so the join parses every record's inputs); then a Parquet file of N labels
-keyed by ``customer_id``. Building them is not timed. The timed steps,
+row; 1000 is ``workbench predict --log``'s), each with a ``customer_id`` and nine demo-like
+features among its inputs and a logged probability, and the ``customer_id`` logged beside each
+record as a writer with ``WORKBENCH_LABEL_ID_COLUMN=customer_id`` logs it (``--unlogged-id``:
+as one without that setting logs it, so the join parses every record's inputs); then a Parquet
+file of N labels keyed by ``customer_id``. Building them is not timed. The timed steps,
 each K times (default 3) on a fresh copy of the store, median and best reported:
 
 - ``ingest_labels``: read the labels file, join every label to its logged predicted row (the
@@ -284,9 +284,8 @@ def main() -> None:
     cpu_join = statistics.median(CPU["ingest_labels"])
     cpu_perf = statistics.median(CPU["evaluate_performance"])
     total = med_join + med_perf
-    logged = not args.unlogged_id and args.rows_per_record == 1  # the writer logs one-row ids
     print(f"\n{args.rows:,} logged rows, {args.rows_per_record} per record, the id "
-          f"{'logged beside each record' if logged else 'read from the inputs'}, "
+          f"{'read from the inputs' if args.unlogged_id else 'logged beside each record'}, "
           f"{len(report.windows)} monthly windows, {args.repeat} rounds; load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end\n")
     print("| step | median s (wall) | best s (wall) | median s (CPU) |")

@@ -75,13 +75,20 @@ def test_labels_joined_to_batch_predictions_give_the_series_and_catch_a_drop(
     store = sqlite_url(tmp_path / "predictions.db")
     scored_settings = settings.replace(prediction_store=store)
     jan, feb = _month(2, "202401"), _month(3, "202402")
-    for frame, logged_at in ((jan, dt.datetime(2024, 1, 20, tzinfo=UTC)),
-                             (feb, dt.datetime(2024, 2, 20, tzinfo=UTC))):
+    # January logged with the label id column set (each batch record's rows then carry their
+    # id, prediction and score for the join), February without it (read from the inputs).
+    for frame, logged_at, id_column in ((jan, dt.datetime(2024, 1, 20, tzinfo=UTC), "customer_id"),
+                                        (feb, dt.datetime(2024, 2, 20, tzinfo=UTC), "")):
         path = tmp_path / f"{logged_at:%Y%m}.csv"
         frame.drop(columns="churned").to_csv(path, index=False)
         done = predict_file(instance.full_name, path, tmp_path / f"{logged_at:%Y%m}.out.parquet",
-                            scored_settings, registry, log=True, logged_at=logged_at)
+                            scored_settings.replace(label_id_column=id_column), registry,
+                            log=True, logged_at=logged_at)
         assert done.logged == len(frame)
+    with sqlite3.connect(store.removeprefix("sqlite:///")) as conn:
+        keyed = conn.execute("SELECT strftime('%m', created_at), id_column, label_rows IS NOT "
+                             "NULL, count(*) FROM predictions GROUP BY 1, 2, 3").fetchall()
+    assert keyed == [("01", "customer_id", 1, 1), ("02", None, 0, 1)]
     # The same path from the command line: today's batch, logged at its scoring time.
     today = _month(4, "today", 50)
     today.drop(columns="churned").to_csv(tmp_path / "today.csv", index=False)

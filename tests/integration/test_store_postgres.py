@@ -331,11 +331,18 @@ def test_a_version_4_store_gets_the_logged_columns_and_its_labels_their_loads(
                                 ["customer_id"], {"customer_id": ["p1", "p2", "p3"]},
                                 ["no", "yes", "yes"], 1.0, scores=[0.1, [0.3, 0.7], None]))
     assert log.close(timeout=10).written == 2
+    # And one by a writer not told the id column: read from its inputs.
+    log = PredictionLog(owner_url, flush_interval=0.05)
+    log.start()
+    log.submit(PredictionRecord("plain", dt.datetime(2024, 5, 4, tzinfo=dt.timezone.utc), "m",
+                                ["customer_id"], {"customer_id": ["q1", "q2"]}, ["no", "yes"],
+                                1.0, scores=[[0.8, 0.2], 0.9]))
+    assert log.close(timeout=10).written == 1
     more = tmp_path / "more.csv"
-    pd.DataFrame({"customer_id": ["a", "b", "p1", "p2", "p3"],
-                  "label": [1, 0, 0, 1, 0]}).to_csv(more, index=False)
+    pd.DataFrame({"customer_id": ["a", "b", "p1", "p2", "p3", "q1", "q2"],
+                  "label": [1, 0, 0, 1, 0, 0, 1]}).to_csv(more, index=False)
     again = ingest_labels(more, owner_url, id_column="customer_id")
-    assert (again.new_labels, again.duplicates, again.rematched, again.unmatched) == (4, 1, 1, 1)
+    assert (again.new_labels, again.duplicates, again.rematched, again.unmatched) == (6, 1, 1, 1)
     engine = sa.create_engine(owner_url)
     try:
         with engine.connect() as conn:
@@ -344,9 +351,10 @@ def test_a_version_4_store_gets_the_logged_columns_and_its_labels_their_loads(
                 "WHERE l.id_value = 'zz'")).all()
             batch = conn.execute(sa.text(
                 "SELECT id_value, row_index, prediction, score FROM labels WHERE id_value LIKE "
-                "'p%' ORDER BY id_value")).all()
+                "'p%' OR id_value LIKE 'q%' ORDER BY id_value")).all()
     finally:
         engine.dispose()
     assert [tuple(row) for row in zz] == [("jan.csv", 0.6)]
     assert [tuple(row) for row in batch] == [("p1", 0, '"no"', 0.1), ("p2", 1, '"yes"', 0.7),
-                                             ("p3", 2, '"yes"', None)]
+                                             ("p3", 2, '"yes"', None), ("q1", 0, '"no"', 0.2),
+                                             ("q2", 1, '"yes"', 0.9)]

@@ -356,11 +356,13 @@ def test_ids_and_labels_with_quotes_backslashes_and_newlines_are_stored_as_given
 
 
 def test_a_store_of_logged_and_unlogged_ids_joins_every_record(tmp_path: Path) -> None:
-    # A store as it grows: records logged before the id column was set, then one-row records
-    # with the id logged beside them (a whole float as its integer), a batch record (its
-    # ids stay in its inputs), and one logged under another id column.
+    # A store as it grows: records logged before the id column was set (one of one row, one
+    # of two), then records with the id logged beside them (one-row: a whole float as its
+    # integer; a batch: each row's id, prediction and score), and one logged under another id
+    # column.
     url = sqlite_url(tmp_path / "p.db")
-    _log(url, [_record("old", at(1), ["a"], [1], [0.9])])
+    _log(url, [_record("old", at(1), ["a"], [1], [0.9]),
+               _record("old-batch", at(1), ["f", "g"], [0, 1], [0.15, 0.65])])
     _log(url, [
         _record("new", at(1, 2), ["b"], [0], [0.2]),
         _record("batch", at(1, 3), ["c", "d"], [1, 0], [0.8, 0.3]),
@@ -369,22 +371,28 @@ def test_a_store_of_logged_and_unlogged_ids_joins_every_record(tmp_path: Path) -
     ], id_column="customer_id")
     _log(url, [_record("other", at(1, 5), ["e"], [1], [0.7])], id_column="x")
     with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
-        logged = conn.execute("SELECT request_id, id_column, id_value FROM predictions "
-                              "ORDER BY id").fetchall()
-    assert logged == [("old", None, None), ("new", "customer_id", "b"),
-                      ("batch", None, None), ("whole", "customer_id", "7"), ("other", "x", "1")]
-    path = _labels(tmp_path, "l.csv", {"customer_id": ["a", "b", "c", "d", "7", "e", "zz"],
-                                       "label": [1, 0, 1, 0, 1, 1, 0]})
+        logged = conn.execute("SELECT request_id, id_column, id_value, label_rows FROM "
+                              "predictions ORDER BY id").fetchall()
+    assert logged == [("old", None, None, None), ("old-batch", None, None, None),
+                      ("new", "customer_id", "b", None),
+                      ("batch", "customer_id", None, '[["c",1,0.8],["d",0,0.3]]'),
+                      ("whole", "customer_id", "7", None), ("other", "x", "1", None)]
+    path = _labels(tmp_path, "l.csv", {"customer_id": ["a", "b", "c", "d", "7", "e", "f", "g",
+                                                       "zz"],
+                                       "label": [1, 0, 1, 0, 1, 1, 0, 1, 0]})
     done = ingest_labels(path, url, id_column="customer_id", received_at=at(2))
-    assert (done.matched, done.matched_rows, done.unmatched) == (6, 6, 1)
+    assert (done.matched, done.matched_rows, done.unmatched) == (8, 8, 1)
     with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
-        joined = dict(conn.execute("SELECT id_value, score FROM labels WHERE prediction_id "
-                                   "IS NOT NULL").fetchall())
-    assert joined == {"a": 0.9, "b": 0.2, "c": 0.8, "d": 0.3, "7": 0.6, "e": 0.7}
+        joined = {key: (index, prediction, score) for key, index, prediction, score in conn.execute(
+            "SELECT id_value, row_index, prediction, score FROM labels WHERE prediction_id IS "
+            "NOT NULL")}
+    assert joined == {"a": (0, "1", 0.9), "b": (0, "0", 0.2), "c": (0, "1", 0.8),
+                      "d": (1, "0", 0.3), "7": (0, "1", 0.6), "e": (0, "1", 0.7),
+                      "f": (0, "0", 0.15), "g": (1, "1", 0.65)}
     # Joined on the other column, only its own record's logged id (and the inputs) count.
     by_x = ingest_labels(_labels(tmp_path, "x.csv", {"x": [1], "label": [1]}), url,
                          id_column="x", received_at=at(2))
-    assert (by_x.matched, by_x.matched_rows) == (1, 6)
+    assert (by_x.matched, by_x.matched_rows) == (1, 8)
     with pytest.raises(ConfigError, match="longer than 64"):
         PredictionLog(url, id_column="c" * 65)
 
@@ -397,11 +405,12 @@ def test_a_logged_score_is_the_score_the_join_reads_from_the_json(tmp_path: Path
                          float("inf"), True, "high", [[0.1, 0.9]], [0.3, None]]
     ids = [f"c{n}" for n in range(len(shapes))]
     stored = []
-    for logged_id in (None, "customer_id", "batch"):
-        url = sqlite_url(tmp_path / f"{logged_id}.db")
+    for name, logged_id in (("one-row", None), ("one-row logged", "customer_id"),
+                            ("batch", None), ("batch logged", "customer_id")):
+        url = sqlite_url(tmp_path / f"{name}.db")
         _log(url, [PredictionRecord(f"r{n}", at(1), MODEL, ["customer_id"],
                                     {"customer_id": [f"c{n}"]}, [1], 1.0, scores=[shape])
-                   for n, shape in enumerate(shapes)] if logged_id != "batch" else [
+                   for n, shape in enumerate(shapes)] if not name.startswith("batch") else [
             PredictionRecord("b", at(1), MODEL, ["customer_id"], {"customer_id": ids},
                              [1] * len(ids), 1.0, scores=shapes)], logged_id)
         path = _labels(tmp_path, "l.csv", {"customer_id": [f"c{n}" for n in range(len(shapes))],
@@ -410,8 +419,8 @@ def test_a_logged_score_is_the_score_the_join_reads_from_the_json(tmp_path: Path
         with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
             stored.append(conn.execute("SELECT id_value, score FROM labels ORDER BY "
                                        "prediction_id, row_index").fetchall())
-    from_json, from_column, from_batch = stored
-    assert from_column == from_json == from_batch
+    from_json, from_column, from_batch, from_rows = stored
+    assert from_column == from_json == from_batch == from_rows
     assert [score for _id, score in from_json] == [0.7, 1.0, 0.8, 0.7, None, None, None, None,
                                                    None, None, None, None]
 

@@ -169,6 +169,7 @@ VALUES ('customer_id', 'a', '1', '2024-05-02 00:00:00.000000', 'jan.csv', 1, 0, 
 ALTER TABLE predictions DROP COLUMN id_value;
 ALTER TABLE predictions DROP COLUMN id_column;
 ALTER TABLE predictions DROP COLUMN score;
+ALTER TABLE predictions DROP COLUMN label_rows;
 UPDATE workbench_store_meta SET value = '4';
 """
 
@@ -184,8 +185,9 @@ def test_a_version_4_store_gets_the_logged_columns_and_its_labels_their_loads(db
         conn.executescript(V4_LABELS_DDL)
     assert schema.check_at_start(sqlite_url(db)) is True  # what `workbench serve` runs
     assert version_row(db) == [("schema_version", str(SCHEMA_VERSION))]
-    assert columns(db)[-3:] == [("id_column", "VARCHAR(64)", 0, None),
-                                ("id_value", "VARCHAR(255)", 0, None), ("score", "FLOAT", 0, None)]
+    assert columns(db)[-4:] == [("id_column", "VARCHAR(64)", 0, None),
+                                ("id_value", "VARCHAR(255)", 0, None), ("score", "FLOAT", 0, None),
+                                ("label_rows", "TEXT", 0, None)]
     with sqlite3.connect(db) as conn:
         loads = conn.execute("SELECT id, id_column, received_at, source FROM label_loads "
                              "ORDER BY id").fetchall()

@@ -366,11 +366,12 @@ ColumnLists = dict[str, tuple["int | None", bool]]
 
 @dataclass(frozen=True)
 class _StoreShape:
-    """What the join needs to know of an SQLite store: whether any record has the id logged
-    beside it (``id_column``, schema version 5), and the column lists of those that do not,
-    whose id is read from their inputs."""
+    """What the join needs to know of an SQLite store: whether records of one row, and of
+    more, have the id logged beside them (``id_column``, schema version 5), and the column
+    lists of those that do not, whose id is read from their inputs."""
 
-    any_logged: bool
+    logged_one_row: bool
+    logged_many_rows: bool
     lists: ColumnLists
 
 
@@ -387,13 +388,15 @@ class _Counts:
 @dataclass(frozen=True)
 class _Part:
     """One INSERT ... SELECT of the join: its FROM clause (``p``: predictions, ``k``: the
-    keys) and WHERE clause, the SQL of the predicted row's index, whether it reads one-row
-    records only, and where the row's score is read (see :meth:`_Join.predicted`)."""
+    keys) and WHERE clause, the SQL of the predicted row's index, whether every row it joins
+    has a prediction (a one-row record's one output, a logged row's own; else the rows past a
+    record's outputs are deleted after), and where the prediction and score are read (see
+    :meth:`_Join.predicted`)."""
 
     joined: str
     where: str
     index: str
-    one_row: bool = False
+    all_predicted: bool = False
     score: str = "json"
 
 
@@ -460,7 +463,7 @@ class _Join:
                 f"INSERT INTO {LABELS_TABLE_NAME} ({_LABEL_COLUMNS}) SELECT coalesce(k.load_id, "
                 f":load), k.id_value, k.label, p.id, {part.index}, p.model_name, p.created_at, "
                 f"{predicted}, {late} FROM {part.joined}{scores} WHERE {part.where}"), params)
-            if not part.one_row:
+            if not part.all_predicted:
                 # A row index past the record's outputs has no prediction to judge (a one-row
                 # record always has its one output).
                 conn.execute(sa.text(
@@ -537,10 +540,11 @@ class _Join:
     def predicted(self, index: str, score: str) -> tuple[str, str]:
         """The ``prediction`` (JSON) and ``score`` columns of row ``index`` of a record ``p``
         (per-class probabilities give the last, positive, class's), and what they need added
-        to the FROM clause. ``score`` says where the score is: ``json`` (the record's
-        ``scores``), ``column`` (``p.score``, which the writer logs for a one-row record,
-        schema version 5) or ``staged`` (SQLite: a temporary table of the records' scores by
-        row, see :meth:`_SqliteJoin.by_input`)."""
+        to the FROM clause. ``score`` says where the prediction and score are: ``json`` (the
+        record's ``outputs`` and ``scores``), ``column`` (``p.score``, which the writer logs for
+        a one-row record, schema version 5), ``rows`` (the row ``t`` of the record's
+        ``label_rows``, schema version 5) or ``staged`` (SQLite: the score in a temporary table
+        of the records' scores by row, see :meth:`_SqliteJoin.by_input`)."""
         raise NotImplementedError
 
     def by_request(self) -> _Part:
@@ -583,6 +587,8 @@ class _SqliteJoin(_Join):
 
     def predicted(self, index: str, score: str) -> tuple[str, str]:
         at = f"('$[' || {index} || ']')"
+        if score == "rows":
+            return "t.value -> 1 AS prediction, t.value ->> 2 AS score", ""
         if score == "column":
             return f"p.outputs -> {at} AS prediction, p.score", ""
         if score == "staged":
@@ -612,15 +618,22 @@ class _SqliteJoin(_Join):
         if shape is None:
             shape = self._read_shape(conn, id_column)
         parts: list[_Part] = []
-        one_row = "p.n_rows = 1"
-        if shape.any_logged:
+        if shape.logged_one_row:
             # The id the writer logged beside the record, as the labels are keyed: no JSON is
-            # read (a second of the join at a million records); the other one-row records are
-            # read from their inputs below.
+            # read (a second of the join at a million records).
             parts.append(_Part(f"{TABLE_NAME} p CROSS JOIN {_KEYS} k", "p.id_column = "
                                ":id_column AND p.n_rows = 1 AND k.id_value = p.id_value", "0",
-                               one_row=True, score="column"))
-            one_row += " AND p.id_column IS NOT :id_column"
+                               all_predicted=True, score="column"))
+        if shape.logged_many_rows:
+            # Each row's [id, prediction, score] the writer logged in one array: the rows are
+            # read in order, none picked out of the record's arrays by its index.
+            parts.append(_Part(f"{TABLE_NAME} p CROSS JOIN json_each(p.label_rows) t CROSS JOIN "
+                               f"{_KEYS} k", "p.id_column = :id_column AND p.n_rows > 1 AND "
+                               "k.id_value = t.value ->> 0", "t.key", all_predicted=True,
+                               score="rows"))
+        # The other records are read from their inputs below.
+        others = (" AND p.id_column IS NOT :id_column"
+                  if shape.logged_one_row or shape.logged_many_rows else "")
         lists = shape.lists
         # The value (e) as the text labels are keyed by (see ``key_text``): a whole float is
         # the integer it prints as; an integer meets the text key by the column's affinity.
@@ -644,13 +657,14 @@ class _SqliteJoin(_Join):
         # no record of more than one row.
         parts.append(_Part(f"{TABLE_NAME} p{heads} CROSS JOIN json_each(p.inputs, '$.data[0][' "
                            f"|| {position} || ']') e CROSS JOIN {_KEYS} k",
-                           f"{one_row} AND {where} AND {key}", "0", one_row=True))
+                           f"p.n_rows = 1{others} AND {where} AND {key}", "0",
+                           all_predicted=True))
         if any(multi for _position, multi in lists.values()):
             self._stage_scores(conn)
             parts.append(_Part(
                 f"{TABLE_NAME} p{heads} CROSS JOIN json_each(p.inputs, '$.data') r CROSS JOIN "
                 f"json_each(r.value, '$[' || {position} || ']') e CROSS JOIN {_KEYS} k",
-                f"p.n_rows > 1 AND {where} AND {key}", "r.key", score="staged"))
+                f"p.n_rows > 1{others} AND {where} AND {key}", "r.key", score="staged"))
         return parts
 
     @staticmethod
@@ -710,12 +724,12 @@ class _SqliteJoin(_Join):
         from workbench.store.schema import TABLE_NAME
 
         lists: ColumnLists = {}
-        any_logged = False
+        logged: set[bool] = set()
         for text, multi in conn.exec_driver_sql(
-                f"SELECT DISTINCT CASE WHEN p.id_column = ? AND p.n_rows = 1 THEN NULL ELSE "
-                f"{self.HEAD} END, p.n_rows > 1 FROM {TABLE_NAME} p", (id_column,)):
+                f"SELECT DISTINCT CASE WHEN p.id_column = ? THEN NULL ELSE {self.HEAD} END, "
+                f"p.n_rows > 1 FROM {TABLE_NAME} p", (id_column,)):
             if text is None:
-                any_logged = True
+                logged.add(bool(multi))
                 continue
             try:
                 names = orjson.loads(text + "}").get("columns") or []
@@ -723,7 +737,7 @@ class _SqliteJoin(_Join):
                 names = []  # not the writer's form: nothing to join
             position = names.index(id_column) if id_column in names else None
             lists[text] = (position, bool(multi) or lists.get(text, (None, False))[1])
-        return _StoreShape(any_logged, lists)
+        return _StoreShape(False in logged, True in logged, lists)
 
     @staticmethod
     def _stage_heads(conn: Connection, lists: ColumnLists) -> None:
@@ -759,6 +773,8 @@ class _PostgresJoin(_Join):
             conn.execute(sa.insert(keys), rows[start:start + _INSERT_CHUNK])
 
     def predicted(self, index: str, score: str) -> tuple[str, str]:
+        if score == "rows":
+            return "(t.value -> 1)::text AS prediction, (t.value ->> 2)::float8 AS score", ""
         if score == "column":
             return f"(p.outputs::jsonb -> {index})::text AS prediction, p.score", ""
         # ``i``: the record's outputs and scores cast to jsonb once (see ``_CAST``).
@@ -788,11 +804,16 @@ class _PostgresJoin(_Join):
         # The value as the text labels are keyed by (see ``key_text``).
         key = (f"left(CASE WHEN jsonb_typeof({value}) = 'number' AND {number} = trunc({number}) "
                f"THEN trunc({number})::text ELSE {value} #>> '{{}}' END, {ID_VALUE_LEN})")
-        # A one-row record with its id logged beside it (schema version 5) is joined on that;
-        # every other record is unnested.
-        logged = "p.id_column = :id_column AND p.n_rows = 1"
-        return [_Part(f"{TABLE_NAME} p JOIN {_KEYS} k ON k.id_value = p.id_value", logged, "0",
-                      one_row=True, score="column"), _Part(
+        # A record with its id logged beside it (schema version 5) is joined on that, a one-row
+        # record's in a column, a longer one's rows in their array; every other record is
+        # unnested.
+        logged = "p.id_column = :id_column"
+        return [_Part(f"{TABLE_NAME} p JOIN {_KEYS} k ON k.id_value = p.id_value",
+                      f"{logged} AND p.n_rows = 1", "0", all_predicted=True, score="column"),
+                _Part(f"{TABLE_NAME} p CROSS JOIN LATERAL jsonb_array_elements(p.label_rows::jsonb) "
+                      f"WITH ORDINALITY t(value, n) JOIN {_KEYS} k ON k.id_value = t.value ->> 0",
+                      f"{logged} AND p.n_rows > 1", "(t.n - 1)::int", all_predicted=True,
+                      score="rows"), _Part(
             f"{TABLE_NAME} p {self._CAST} CROSS JOIN LATERAL (SELECT (n.n - 1)::int AS position "
             "FROM jsonb_array_elements_text(i.inputs -> 'columns') WITH ORDINALITY n(name, n) "
             "WHERE n.name = :id_column LIMIT 1) c CROSS JOIN LATERAL jsonb_array_elements("

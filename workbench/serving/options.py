@@ -55,7 +55,7 @@ class ServeOptions:
         model_dir: a folder in MLflow format to load instead.
         metadata: what ``/metadata`` says about a model loaded from a folder.
         log_url: SQLAlchemy URL of the prediction store; empty logs nothing.
-        log_id_column: the input column logged beside each one-row record as its label id
+        log_id_column: the input column logged beside each record as its label id
             (``workbench serve`` sets it from ``WORKBENCH_LABEL_ID_COLUMN``); empty: none.
         limits: row and body-size limits.
         log_max_backlog, log_batch_size, log_flush_interval: the prediction writer's bounds.

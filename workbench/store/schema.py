@@ -17,15 +17,18 @@ dropped) holding a copy of what the windowed performance needs (model, predictio
 prediction, score) so it never parses the logged inputs again; and ``performance_windows``,
 the windows a performance check evaluated and when, which is what makes a later label "late".
 Version 5: what the label join needs, written once instead of parsed or repeated per row.
-Nullable ``id_column``, ``id_value`` and ``score`` columns on ``predictions``: a writer told
-the id column (``WORKBENCH_LABEL_ID_COLUMN``, e.g. ``customer_id``) stores the name and the
-id of a one-row record as labels are keyed by (see ``keys.key_text``), and every writer stores
-a one-row record's score as a number, so the join reads columns instead of parsing every
-record's inputs and scores (a second and a half of the join at a million records). Rows
-stored before, records of more than one row, and records without that column keep them null
-and are joined through their JSON, as before. And ``label_loads``: one row per load of a
-labels file (id column, arrival time, file), which each label row names by ``load_id``
-instead of repeating the three (half of a label row's bytes).
+Nullable ``id_column``, ``id_value``, ``score`` and ``label_rows`` columns on ``predictions``:
+a writer told the id column (``WORKBENCH_LABEL_ID_COLUMN``, e.g. ``customer_id``) stores the
+name, and the id of a one-row record as labels are keyed by (see ``keys.key_text``) or, for a
+record of more than one row, each row's ``[id, prediction, score]`` in one JSON array; every
+writer stores a one-row record's score as a number. The join reads those instead of parsing
+every record's inputs and scores (a second and a half of the join at a million one-row
+records; at a thousand rows a record, the JSON array saves picking each row's prediction and
+score out of the record's arrays, which SQLite does by walking them). Rows stored before, and
+records without that column, keep them null and are joined through their JSON, as before.
+And ``label_loads``: one row per load of a labels file (id column, arrival time, file), which
+each label row names by ``load_id`` instead of repeating the three (half of a label row's
+bytes).
 
 ``ensure`` is what the writer and ``workbench serve`` call: it reads the version (SELECT on
 the meta table is all it needs when the schema is current), creates an empty store, migrates an
@@ -65,7 +68,8 @@ V1_COLUMNS = ("id", "request_id", "created_at", "model_name", "n_rows", "inputs"
               "latency_ms")
 COLUMNS_BY_VERSION = {1: V1_COLUMNS, 2: V1_COLUMNS, 3: (*V1_COLUMNS, "role"),
                       4: (*V1_COLUMNS, "role", "scores"),
-                      5: (*V1_COLUMNS, "role", "scores", "id_column", "id_value", "score")}
+                      5: (*V1_COLUMNS, "role", "scores", "id_column", "id_value", "score",
+                          "label_rows")}
 # The tables each version has besides ``predictions`` and the meta table.
 TABLES_BY_VERSION: dict[int, tuple[str, ...]] = {
     1: (), 2: (), 3: (), 4: (LABELS_TABLE_NAME, WINDOWS_TABLE_NAME),
@@ -96,11 +100,13 @@ predictions_table = sa.Table(
     sa.Column("latency_ms", sa.Float),
     sa.Column("role", sa.String(ROLE_LEN), nullable=False, server_default=PRIMARY),
     sa.Column("scores", sa.Text, nullable=True),
-    # The label id of a one-row record, when the writer was told its column, and its score
-    # as the label join reads it from ``scores`` (version 5).
+    # What the label join reads (version 5): the id column the writer was told, and the id of
+    # a one-row record or each row's [id, prediction, score] of a longer one (JSON); a
+    # one-row record's score as the join reads it from ``scores``.
     sa.Column("id_column", sa.String(ID_COLUMN_LEN), nullable=True),
     sa.Column("id_value", sa.String(ID_VALUE_LEN), nullable=True),
     sa.Column("score", sa.Float, nullable=True),
+    sa.Column("label_rows", sa.Text, nullable=True),
     sa.Index("ix_predictions_model_name_created_at", "model_name", "created_at"),
     sa.Index("ix_predictions_created_at", "created_at"),
 )
@@ -374,16 +380,16 @@ def _v3_to_v4(conn: Connection) -> None:
 
 
 def _v4_to_v5(conn: Connection) -> None:
-    """Version 4 -> 5: the nullable ``id_column``, ``id_value`` and ``score`` columns (rows
-    stored before have none and are joined through their JSON); ``label_loads``, one row per
-    distinct (id column, arrival time, file) of the labels stored, which each label row then
-    names by ``load_id`` in place of the three columns."""
+    """Version 4 -> 5: the nullable ``id_column``, ``id_value``, ``score`` and ``label_rows``
+    columns (rows stored before have none and are joined through their JSON); ``label_loads``,
+    one row per distinct (id column, arrival time, file) of the labels stored, which each
+    label row then names by ``load_id`` in place of the three columns."""
     inspector = sa.inspect(conn)
     present = {column["name"] for column in inspector.get_columns(TABLE_NAME)}
     for name, sql_type in (("id_column", f"VARCHAR({ID_COLUMN_LEN})"),
                            ("id_value", f"VARCHAR({ID_VALUE_LEN})"),
                            ("score", "DOUBLE PRECISION" if conn.dialect.name == "postgresql"
-                            else "FLOAT")):
+                            else "FLOAT"), ("label_rows", "TEXT")):
         if name not in present:
             conn.execute(sa.text(f"ALTER TABLE {TABLE_NAME} ADD COLUMN {name} {sql_type}"))
     if not inspector.has_table(LABELS_TABLE_NAME):

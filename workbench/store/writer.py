@@ -147,8 +147,8 @@ class PredictionLog:
         max_backlog: most records held in memory; later submits are dropped until it drains.
         retry_interval: seconds between attempts while the store fails.
         id_column: the input column whose value identifies a predicted row for the labels
-            that arrive later (``customer_id``); a one-row record that has it is stored with
-            its id beside it, which the label join reads instead of parsing the inputs.
+            that arrive later (``customer_id``); a record that has it is stored with its ids
+            beside it (see ``_encode``), which the label join reads instead of the inputs.
 
     Raises:
         ConfigError: the URL cannot be parsed, names an in-memory SQLite database or a
@@ -507,9 +507,10 @@ def _encode_batch(records: Iterable[PredictionRecord], id_column: str | None = N
 
 def _encode(record: PredictionRecord, id_column: str | None = None) -> dict[str, Any]:
     """One table row; NaN becomes null (orjson's rule), inputs are stored row-major. A
-    one-row record has its score in ``score`` (see :func:`_row_score`), and, when it has
-    ``id_column`` among its inputs, that column's name and its id (as labels are keyed, see
-    ``keys.key_text``) in ``id_column`` and ``id_value``: the label join reads them there.
+    one-row record has its score in ``score`` (see :func:`_row_score`); a record with
+    ``id_column`` among its inputs has that name in ``id_column`` and its id (as labels are
+    keyed, see ``keys.key_text``) in ``id_value``, or, of more than one row, each row's id,
+    prediction and score in ``label_rows``: the label join reads them there.
 
     Raises:
         TypeError: a value is not JSON-able, or created_at is not a datetime.
@@ -522,11 +523,9 @@ def _encode(record: PredictionRecord, id_column: str | None = None) -> dict[str,
     data = list(zip(*(record.inputs[name] for name in record.columns)))
     outputs = _as_list(record.outputs)
     scores = None if record.scores is None else _as_list(record.scores)
-    # Only a one-row record's id fits one column (the server logs a request a record); the
-    # label join reads the rows of the others from their inputs.
     n_rows = max(len(data), len(outputs))
-    at = columns.index(id_column) if (id_column is not None and len(data) == 1
-                                      and id_column in columns) else None
+    at = columns.index(id_column) if id_column is not None and id_column in columns else None
+    one_row = n_rows == 1 and len(data) == 1  # the server's record: one request, one row
     return {
         "request_id": str(record.request_id)[:REQUEST_ID_LEN],
         "created_at": utc(record.created_at),
@@ -540,9 +539,22 @@ def _encode(record: PredictionRecord, id_column: str | None = None) -> dict[str,
         "scores": None if scores is None else orjson.dumps(
             scores, option=_JSON_OPTIONS, default=_json_default).decode(),
         "id_column": None if at is None else id_column,
-        "id_value": None if at is None else key_text(data[0][at]),
+        "id_value": None if at is None or not one_row else key_text(data[0][at]),
         "score": _row_score(scores[0]) if scores and n_rows == 1 else None,
+        "label_rows": None if at is None or one_row else _label_rows(data, at, outputs, scores),
     }
+
+
+def _label_rows(data: list[tuple[Any, ...]], at: int, outputs: list[Any],
+                scores: list[Any] | None) -> str:
+    """Each row's ``[id, prediction, score]`` (JSON) of a record of more than one row: what
+    the label join reads of it, in one array, so it picks no row out of the record's inputs,
+    outputs and scores (SQLite walks a JSON array to an index). A row past the outputs has no
+    prediction to judge and is left out."""
+    row_scores = scores if scores is not None else [None] * len(outputs)
+    return orjson.dumps([[key_text(row[at]), output, _row_score(score)]
+                         for row, output, score in zip(data, outputs, row_scores)],
+                        option=_JSON_OPTIONS, default=_json_default).decode()
 
 
 def _row_score(value: Any) -> float | None:
