@@ -604,7 +604,6 @@ class _SqliteJoin(_Join):
                 f" LEFT JOIN json_each(p.scores, {at}) s ON s.key IS NULL OR s.key = "
                 f"json_array_length(p.scores, {at}) - 1")
 
-
     def by_request(self) -> _Part:
         from workbench.store.schema import TABLE_NAME
 
