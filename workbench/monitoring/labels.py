@@ -31,7 +31,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
@@ -385,6 +385,10 @@ class _Counts:
     late_by_model: dict[str, int]
 
 
+# Where a joined row's prediction and score are read (see ``_Join.predicted``).
+ScoreSource = Literal["json", "column", "rows", "staged"]
+
+
 @dataclass(frozen=True)
 class _Part:
     """One INSERT ... SELECT of the join: its FROM clause (``p``: predictions, ``k``: the
@@ -397,7 +401,7 @@ class _Part:
     where: str
     index: str
     all_predicted: bool = False
-    score: str = "json"
+    score: ScoreSource = "json"
 
 
 class _Join:
@@ -537,7 +541,7 @@ class _Join:
     def load(self, conn: Connection, new: NewLabels, waiting: Waiting) -> None:
         raise NotImplementedError
 
-    def predicted(self, index: str, score: str) -> tuple[str, str]:
+    def predicted(self, index: str, score: ScoreSource) -> tuple[str, str]:
         """The ``prediction`` (JSON) and ``score`` columns of row ``index`` of a record ``p``
         (per-class probabilities give the last, positive, class's), and what they need added
         to the FROM clause. ``score`` says where the prediction and score are: ``json`` (the
@@ -585,7 +589,7 @@ class _SqliteJoin(_Join):
             conn.exec_driver_sql(f"INSERT INTO {_KEYS} VALUES (?, ?, 1, ?, ?)", [
                 (key, label, load, self.time(at)) for key, (label, load, at) in waiting.items()])
 
-    def predicted(self, index: str, score: str) -> tuple[str, str]:
+    def predicted(self, index: str, score: ScoreSource) -> tuple[str, str]:
         at = f"('$[' || {index} || ']')"
         if score == "rows":
             return "t.value -> 1 AS prediction, t.value ->> 2 AS score", ""
@@ -749,7 +753,8 @@ class _SqliteJoin(_Join):
 
 
 class _PostgresJoin(_Join):
-    """Postgres' ``jsonb`` functions; every record is unnested (no fast path needed)."""
+    """Postgres' ``jsonb`` functions: records with their ids logged are joined on those, every
+    other record is unnested from its JSON, cast to ``jsonb`` once per record."""
 
     def lock(self, conn: Connection) -> None:
         # Conflicts with itself, not with readers: a second load waits for this one's commit.
@@ -771,27 +776,31 @@ class _PostgresJoin(_Join):
         for start in range(0, len(rows), _INSERT_CHUNK):
             conn.execute(sa.insert(keys), rows[start:start + _INSERT_CHUNK])
 
-    def predicted(self, index: str, score: str) -> tuple[str, str]:
+    def predicted(self, index: str, score: ScoreSource) -> tuple[str, str]:
         if score == "rows":
             return "(t.value -> 1)::text AS prediction, (t.value ->> 2)::float8 AS score", ""
         if score == "column":
             return f"(p.outputs::jsonb -> {index})::text AS prediction, p.score", ""
-        # ``i``: the record's outputs and scores cast to jsonb once (see ``_CAST``).
+        # ``i``: the record's outputs and scores cast to jsonb once (see ``_cast``).
         element = f"(i.scores -> {index})"
         return (f"(i.outputs -> {index})::text AS prediction, CASE jsonb_typeof({element}) "
                 f"WHEN 'array' THEN ({element} ->> -1)::float8 WHEN 'number' THEN ({element} #>> "
                 "'{}')::float8 END AS score", "")
 
-    #: A record's JSON cast to jsonb once per record, not once per row read from it (OFFSET 0
-    #: keeps the planner from inlining the casts into every use): at a thousand rows a record,
-    #: casting its arrays again for each row cost 14 s for 40,000 rows.
-    _CAST = ("CROSS JOIN LATERAL (SELECT p.inputs::jsonb AS inputs, p.outputs::jsonb AS outputs, "
-             "p.scores::jsonb AS scores OFFSET 0) i")
+    @staticmethod
+    def _cast(*columns: str) -> str:
+        """``columns`` of a record ``p`` (with its outputs and scores, which
+        :meth:`predicted` reads) cast to jsonb once per record as ``i``, not once per row read
+        from them (OFFSET 0 keeps the planner from inlining the casts into every use): at a
+        thousand rows a record, casting its arrays again for each row cost 14 s for 40,000
+        rows."""
+        cast = ", ".join(f"p.{name}::jsonb AS {name}" for name in (*columns, "outputs", "scores"))
+        return f"CROSS JOIN LATERAL (SELECT {cast} OFFSET 0) i"
 
     def by_request(self) -> _Part:
         from workbench.store.schema import TABLE_NAME
 
-        return _Part(f"{TABLE_NAME} p JOIN {_KEYS} k ON k.id_value = p.request_id {self._CAST} "
+        return _Part(f"{TABLE_NAME} p JOIN {_KEYS} k ON k.id_value = p.request_id {self._cast()} "
                      "CROSS JOIN LATERAL jsonb_array_elements(i.outputs) WITH ORDINALITY "
                      "o(value, n)", "TRUE", "(o.n - 1)::int")
 
@@ -813,8 +822,9 @@ class _PostgresJoin(_Join):
                       f"WITH ORDINALITY t(value, n) JOIN {_KEYS} k ON k.id_value = t.value ->> 0",
                       f"{logged} AND p.n_rows > 1", "(t.n - 1)::int", all_predicted=True,
                       score="rows"), _Part(
-            f"{TABLE_NAME} p {self._CAST} CROSS JOIN LATERAL (SELECT (n.n - 1)::int AS position "
-            "FROM jsonb_array_elements_text(i.inputs -> 'columns') WITH ORDINALITY n(name, n) "
+            f"{TABLE_NAME} p {self._cast('inputs')} CROSS JOIN LATERAL (SELECT (n.n - 1)::int AS "
+            "position FROM jsonb_array_elements_text(i.inputs -> 'columns') WITH ORDINALITY "
+            "n(name, n) "
             "WHERE n.name = :id_column LIMIT 1) c CROSS JOIN LATERAL jsonb_array_elements("
             f"i.inputs -> 'data') WITH ORDINALITY r(value, n) JOIN {_KEYS} k ON k.id_value = "
             f"{key}", f"({logged}) IS NOT TRUE", "(r.n - 1)::int")]
